@@ -1,0 +1,51 @@
+"""Apache Airflow provider for the ClearSKY Vision API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+PACKAGE_NAME = "airflow-provider-clearsky"
+
+# Class paths registered with Airflow. A test imports each one, so a typo cannot break registration silently.
+_HOOK = "airflow_provider_clearsky.hooks.clearsky.ClearSkyHook"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's ProvidersManager (the ``apache_airflow_provider`` entry point)."""
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": "ClearSKY Vision",
+        "description": "Order, wait for and download cloud-free Sentinel-2 imagery from ClearSKY Vision.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "ClearSKY Vision",
+                "external-doc-url": "https://docs.clearsky.vision",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "ClearSKY Vision",
+                "python-modules": ["airflow_provider_clearsky.hooks.clearsky"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "clearsky",
+                "hook-class-name": _HOOK,
+                "hook-name": "ClearSKY Vision",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"password": "API Key", "host": "Base URL"},
+                    "placeholders": {
+                        "host": "https://api.clearsky.vision",
+                        "password": "your ClearSKY API key",
+                        "extra": '{"timeout": 120, "max_retries": 5, "max_concurrent_connections": 2}',
+                    },
+                },
+            }
+        ],
+    }

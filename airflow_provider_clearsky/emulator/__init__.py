@@ -1,0 +1,1 @@
+"""A local emulator of the ClearSKY Vision API (see ``clearsky-emulator --help``)."""

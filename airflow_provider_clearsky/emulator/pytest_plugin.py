@@ -1,0 +1,1 @@
+"""pytest fixtures that start the ClearSKY emulator on a free loopback port."""
