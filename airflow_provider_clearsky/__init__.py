@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_clearsky.connection import UI_FIELD_BEHAVIOUR
+
 __version__ = "0.1.0"
 
 PACKAGE_NAME = "airflow-provider-clearsky"
@@ -37,15 +39,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "clearsky",
                 "hook-class-name": _HOOK,
                 "hook-name": "ClearSKY Vision",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "login", "port"],
-                    "relabeling": {"password": "API Key", "host": "Base URL"},
-                    "placeholders": {
-                        "host": "https://api.clearsky.vision",
-                        "password": "your ClearSKY API key",
-                        "extra": '{"timeout": 120, "max_retries": 5, "max_concurrent_connections": 2}',
-                    },
-                },
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
     }

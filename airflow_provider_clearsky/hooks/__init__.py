@@ -1,1 +1,1 @@
-"""hooks"""
+"""Hooks of the ClearSKY provider."""

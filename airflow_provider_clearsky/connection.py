@@ -1,0 +1,139 @@
+"""The ``clearsky`` connection: what its fields mean, and the settings read from it.
+
+API key in ``password``, base URL in ``host``, options in ``extra``. A plain ``http://`` base URL is refused
+unless the host is loopback (the emulator), so the key never crosses a network unencrypted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from airflow_provider_clearsky.exceptions import InvalidRequestError
+
+DEFAULT_BASE_URL = "https://api.clearsky.vision"
+DEFAULT_DASHBOARD_URL = "https://dashboard.clearsky.vision"
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "login", "port"],
+    "relabeling": {"password": "API Key", "host": "Base URL"},
+    "placeholders": {
+        "host": DEFAULT_BASE_URL,
+        "password": "your ClearSKY API key",
+        "extra": json.dumps(
+            {"timeout": 120, "max_retries": 5, "max_concurrent_connections": 2}, separators=(", ", ": ")
+        ),
+    },
+}
+
+# extra key -> (type, default, lowest allowed value)
+_EXTRA_OPTIONS: dict[str, tuple[type, float, float]] = {
+    "timeout": (float, 120.0, 0.1),
+    "connect_timeout": (float, 10.0, 0.1),
+    "max_retries": (int, 5, 0),
+    "max_concurrent_connections": (int, 4, 1),
+    "backoff_initial": (float, 1.0, 0.0),
+    "backoff_max": (float, 60.0, 0.0),
+    "retry_after_cap": (float, 300.0, 0.0),
+}
+
+
+class ConnectionLike(Protocol):
+    @property
+    def conn_id(self) -> str | None: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def extra_dejson(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything the hook needs from a connection, validated once."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float = 120.0
+    connect_timeout: float = 10.0
+    max_retries: int = 5
+    max_concurrent_connections: int = 4
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    retry_after_cap: float = 300.0
+    dashboard_url: str = DEFAULT_DASHBOARD_URL
+
+    @classmethod
+    def from_connection(cls, conn: ConnectionLike) -> ConnectionSettings:
+        conn_id = conn.conn_id or "(unnamed)"
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise InvalidRequestError(
+                f"connection {conn_id!r} has no API key",
+                field_errors={"password": ["put the ClearSKY API key in the connection's password field"]},
+            )
+        extra = conn.extra_dejson or {}
+        options = {name: _option(conn_id, name, extra.get(name), *spec) for name, spec in _EXTRA_OPTIONS.items()}
+        dashboard = str(extra.get("dashboard_url") or DEFAULT_DASHBOARD_URL).rstrip("/")
+        return cls(
+            base_url=base_url_of(conn_id, conn.host, conn.port),
+            api_key=api_key,
+            dashboard_url=dashboard,
+            **options,
+        )
+
+    def order_url(self, order_guid: str) -> str:
+        """Where a person sees an order in the ClearSKY dashboard."""
+        return f"{self.dashboard_url}/orders/{order_guid}"
+
+
+def _option(conn_id: str, name: str, value: Any, kind: type, default: float, lowest: float) -> Any:
+    if value is None or value == "":
+        return kind(default)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or number < lowest:
+        raise InvalidRequestError(
+            f"connection {conn_id!r} has a bad extra option",
+            field_errors={f"extra.{name}": [f"must be a {kind.__name__} of at least {lowest:g}, got {value!r}"]},
+        )
+    return number
+
+
+def is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url_of(conn_id: str, host: str | None, port: int | None) -> str:
+    """The API's base URL from the connection's host (with or without scheme) and port."""
+    text = (host or "").strip().rstrip("/") or DEFAULT_BASE_URL
+    if "://" not in text:
+        text = f"https://{text}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError(
+            f"connection {conn_id!r} has a bad base URL",
+            field_errors={"host": [f"must look like {DEFAULT_BASE_URL}"]},
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise InvalidRequestError(
+            f"connection {conn_id!r} would send the API key unencrypted",
+            field_errors={"host": ["use https:// (plain http:// is allowed only for 127.0.0.1/localhost)"]},
+        )
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path}"

@@ -1,0 +1,249 @@
+"""The request/response layer shared by the sync and async hook methods.
+
+Each endpoint is an :class:`ApiCall` (method, path, body, how to parse ``Data``). Sending differs between
+``httpx.Client`` and ``httpx.AsyncClient``; building requests, reading envelopes, mapping errors and
+deciding what to retry do not, and live here once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import httpx
+import tenacity
+
+from airflow_provider_clearsky.exceptions import (
+    ClearSkyApiError,
+    ClearSkyError,
+    OrderOutcomeUnknownError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    error_class_for,
+)
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApiCall(Generic[T]):
+    """One request to the API and how to read its answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    json: Any = None
+    params: Mapping[str, str] | None = None
+    # A create-order POST: never re-sent once it may have reached the server.
+    creates_order: bool = False
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        return client.build_request(self.method, self.path, json=self.json, params=self.params)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter on 429, 5xx, connect errors and timeouts; ``Retry-After`` honoured."""
+
+    max_attempts: int = 6
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    retry_after_cap: float = 300.0
+    sleep: Callable[[float], Any] | None = field(default=None, compare=False)
+
+    def wait(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), self.retry_after_cap)
+        backoff = tenacity.wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max)
+        return float(backoff(retry_state))
+
+
+def is_retryable(call: ApiCall[Any], error: BaseException) -> bool:
+    """Whether sending ``call`` again is both useful and safe after ``error``."""
+    if isinstance(error, RateLimitedError):
+        return True  # the server refused the request outright, so it did nothing
+    if isinstance(error, TransportError):
+        return not error.request_sent or not call.creates_order
+    if isinstance(error, ServerError):
+        return not call.creates_order
+    return False
+
+
+def retrying_kwargs(policy: RetryPolicy, call: ApiCall[Any]) -> dict[str, Any]:
+    """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` for one call."""
+
+    def log_retry(retry_state: tenacity.RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        log.warning(
+            "ClearSKY %s failed (%s); retry %d of %d in %.1f s",
+            call.endpoint,
+            error,
+            retry_state.attempt_number,
+            policy.max_attempts - 1,
+            delay,
+        )
+
+    kwargs: dict[str, Any] = {
+        "stop": tenacity.stop_after_attempt(max(policy.max_attempts, 1)),
+        "wait": policy.wait,
+        "retry": tenacity.retry_if_exception(lambda error: is_retryable(call, error)),
+        "before_sleep": log_retry,
+        "reraise": True,
+    }
+    if policy.sleep is not None:
+        kwargs["sleep"] = policy.sleep
+    return kwargs
+
+
+def outcome_unknown(call: ApiCall[Any], error: ClearSkyError) -> ClearSkyError:
+    """A create POST that may have reached the server and got no definitive answer."""
+    if call.creates_order and isinstance(error, (ServerError, TransportError)) and _maybe_processed(error):
+        return OrderOutcomeUnknownError(
+            f"the order may or may not have been created ({error.message}); look it up before creating again",
+            status_code=error.status_code,
+            endpoint=call.endpoint,
+        )
+    return error
+
+
+def _maybe_processed(error: ClearSkyError) -> bool:
+    return not isinstance(error, TransportError) or error.request_sent
+
+
+def transport_error(call: ApiCall[Any], error: httpx.TransportError) -> TransportError:
+    never_connected = isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    # httpx's own texts name the failure (refused, timed out, peer closed), never the request's headers.
+    detail = str(error) or type(error).__name__
+    return TransportError(f"{type(error).__name__}: {detail}", request_sent=not never_connected, endpoint=call.endpoint)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds, from either a number or an HTTP date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+def _lower_keys(value: Any) -> Any:
+    return {str(k).lower(): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def _field_errors(value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in value.items()}
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def api_error(call: ApiCall[Any], response: httpx.Response, body: Any) -> ClearSkyApiError:
+    """Map an error answer, in either documented shape, to the provider's exception types."""
+    status = response.status_code
+    fields = _lower_keys(body) if isinstance(body, dict) else {}
+    error_code: int | None = None
+    field_errors: dict[str, list[str]] = {}
+    if "succeeded" in fields:  # ServiceResult envelope
+        error = _lower_keys(fields.get("error")) or {}
+        message = str(error.get("message") or "request failed")
+        code = error.get("code")
+        error_code = int(code) if isinstance(code, (int, float)) or (isinstance(code, str) and code.isdigit()) else None
+        field_errors = _field_errors(fields.get("data"))
+    elif "errors" in fields or "title" in fields:  # ASP.NET ProblemDetails from model binding
+        message = str(fields.get("title") or "request failed")
+        field_errors = _field_errors(fields.get("errors"))
+        error_code = 992 if status == 400 else None
+    else:
+        message = response.reason_phrase or f"HTTP {status}"
+    error_class = error_class_for(status, error_code)
+    common: dict[str, Any] = {
+        "status_code": status,
+        "error_code": error_code,
+        "field_errors": field_errors,
+        "endpoint": call.endpoint,
+    }
+    if error_class is RateLimitedError:
+        return RateLimitedError(message, retry_after=retry_after_seconds(response), **common)
+    return error_class(message, **common)
+
+
+def is_json(response: httpx.Response) -> bool:
+    return "application/json" in response.headers.get("content-type", "").lower() or "+json" in response.headers.get(
+        "content-type", ""
+    )
+
+
+def parse_response(call: ApiCall[T], response: httpx.Response) -> T:
+    """Read an answer whose body has been loaded: raise on error, else parse ``Data``."""
+    body = _decode(response)
+    if response.status_code >= 400:
+        raise api_error(call, response, body)
+    fields = _lower_keys(body)
+    if isinstance(fields, dict) and "succeeded" in fields:
+        if not fields["succeeded"]:  # errors may arrive with HTTP 200
+            raise api_error(call, response, body)
+        return call.parse(fields.get("data"))
+    return call.parse(body)
+
+
+def raise_for_download(call: ApiCall[Any], response: httpx.Response) -> None:
+    """A download answer with a loaded JSON body is an error, whatever its status."""
+    body = _decode(response)
+    if response.status_code >= 400 or (isinstance(_lower_keys(body), dict) and "succeeded" in _lower_keys(body)):
+        raise api_error(call, response, body)
+    raise ClearSkyApiError(
+        "expected a file but the API answered with JSON",
+        status_code=response.status_code,
+        endpoint=call.endpoint,
+    )
+
+
+_FILENAME_STAR = re.compile(r"filename\*\s*=\s*(?:[\w-]+'[^']*')?([^;]+)", re.IGNORECASE)
+_FILENAME = re.compile(r'filename\s*=\s*("([^"]*)"|[^;]+)', re.IGNORECASE)
+
+
+def filename_from_disposition(header: str | None) -> str | None:
+    """The file name of a ``Content-Disposition`` header, stripped of any directory part."""
+    if not header:
+        return None
+    from urllib.parse import unquote
+
+    match = _FILENAME_STAR.search(header)
+    if match:
+        name = unquote(match.group(1).strip().strip('"'))
+    else:
+        match = _FILENAME.search(header)
+        if not match:
+            return None
+        name = (match.group(2) if match.group(2) is not None else match.group(1)).strip()
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name if name not in ("", ".", "..") else None

@@ -1,0 +1,437 @@
+"""``ClearSkyHook``: the whole ClearSKY HTTP API, sync (operators) and async (triggers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
+from functools import cached_property
+from typing import Any, TypeVar
+
+import httpx
+import tenacity
+
+from airflow_provider_clearsky import __version__
+from airflow_provider_clearsky._compat import BaseHook, aget_connection, airflow_version, mask_secret
+from airflow_provider_clearsky.connection import UI_FIELD_BEHAVIOUR, ConnectionSettings
+from airflow_provider_clearsky.exceptions import ClearSkyError, NotFoundError
+from airflow_provider_clearsky.hooks import endpoints
+from airflow_provider_clearsky.hooks._api import (
+    ApiCall,
+    RetryPolicy,
+    is_json,
+    outcome_unknown,
+    parse_response,
+    raise_for_download,
+    retrying_kwargs,
+    transport_error,
+)
+from airflow_provider_clearsky.hooks.download import AsyncDownload, Download
+from airflow_provider_clearsky.models import (
+    AccountInfo,
+    AvailableDates,
+    AvailableDatesRequest,
+    CompositeAvailability,
+    CompositeEstimate,
+    GridImageryRequest,
+    ImageryRequest,
+    OptimizedTiles,
+    OrderEstimate,
+    OrderRequest,
+    TaskingModel,
+    TaskOrder,
+    TileSearchRequest,
+    TileSearchResult,
+)
+from airflow_provider_clearsky.models.geometry import Aoi
+
+T = TypeVar("T")
+
+
+class ClearSkyHook(BaseHook):
+    """Talks to the ClearSKY Vision API through the ``clearsky`` connection.
+
+    API key in the connection's password, base URL in host, options in extra (``timeout``,
+    ``connect_timeout``, ``max_retries``, ``max_concurrent_connections``, ``backoff_initial``,
+    ``backoff_max``, ``retry_after_cap``, ``dashboard_url``).
+
+    Every endpoint has a sync method and an async one (``a`` prefix). Both retry 429, 5xx, connect errors
+    and timeouts with exponential backoff and jitter, honour ``Retry-After``, and never retry another 4xx.
+    A create-order POST is never re-sent once it may have reached the server: an unclear outcome raises
+    :class:`~airflow_provider_clearsky.exceptions.OrderOutcomeUnknownError`.
+
+    No client is created and no I/O is done until the first call.
+
+    :param clearsky_conn_id: the connection to use.
+    :param timeout: read timeout in seconds, overriding the connection's.
+    :param max_retries: retries after the first attempt, overriding the connection's.
+    :param retry_policy: full control of retries (tests use it to record waits).
+    :param transport: an ``httpx`` transport for the sync client (tests only).
+    :param async_transport: an ``httpx`` transport for the async client (tests only).
+    """
+
+    conn_name_attr = "clearsky_conn_id"
+    default_conn_name = "clearsky_default"
+    conn_type = "clearsky"
+    hook_name = "ClearSKY Vision"
+
+    def __init__(
+        self,
+        clearsky_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__()
+        self.clearsky_conn_id = clearsky_conn_id
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._retry_policy = retry_policy
+        self._transport = transport
+        self._async_transport = async_transport
+        self._settings: ConnectionSettings | None = None
+        self._async_client: httpx.AsyncClient | None = None
+
+    # ----------------------------------------------------------------- connection and clients
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return UI_FIELD_BEHAVIOUR
+
+    def _accept(self, settings: ConnectionSettings) -> ConnectionSettings:
+        mask_secret(settings.api_key)
+        self._settings = settings
+        return settings
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The validated connection settings (the connection is read once, on first use)."""
+        if self._settings is None:
+            conn = self.get_connection(self.clearsky_conn_id)
+            self._accept(ConnectionSettings.from_connection(conn))
+        assert self._settings is not None
+        return self._settings
+
+    async def aget_settings(self) -> ConnectionSettings:
+        """The settings, read without blocking the event loop."""
+        if self._settings is None:
+            conn = await aget_connection(self.clearsky_conn_id)
+            self._accept(ConnectionSettings.from_connection(conn))
+        assert self._settings is not None
+        return self._settings
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        if self._retry_policy is not None:
+            return self._retry_policy
+        settings = self.settings
+        retries = self._max_retries if self._max_retries is not None else settings.max_retries
+        return RetryPolicy(
+            max_attempts=retries + 1,
+            backoff_initial=settings.backoff_initial,
+            backoff_max=settings.backoff_max,
+            retry_after_cap=settings.retry_after_cap,
+        )
+
+    def _client_options(self, settings: ConnectionSettings) -> dict[str, Any]:
+        read = self._timeout if self._timeout is not None else settings.timeout
+        limit = settings.max_concurrent_connections
+        return {
+            "base_url": settings.base_url,
+            "headers": {
+                "x-api-key": settings.api_key,
+                "Accept": "application/json, application/octet-stream",
+                "User-Agent": f"airflow-provider-clearsky/{__version__} apache-airflow/{airflow_version()} "
+                f"httpx/{httpx.__version__}",
+            },
+            "timeout": httpx.Timeout(read, connect=settings.connect_timeout),
+            # Never more connections in flight than the account allows (MaxConcurrentConnections).
+            "limits": httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            "follow_redirects": False,
+        }
+
+    @cached_property
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=self._transport, **self._client_options(self.settings))
+
+    async def aget_client(self) -> httpx.AsyncClient:
+        if self._async_client is None:
+            settings = await self.aget_settings()
+            self._async_client = httpx.AsyncClient(transport=self._async_transport, **self._client_options(settings))
+        return self._async_client
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]
+
+    async def aclose(self) -> None:
+        if self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
+
+    def __enter__(self) -> ClearSkyHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One read-only authenticated call; never raises and never echoes the key."""
+        try:
+            info = self.get_account_info()
+        except ClearSkyError as error:
+            return False, f"ClearSKY connection failed: {error}"
+        except Exception as error:
+            return False, f"ClearSKY connection failed: {type(error).__name__}"
+        finally:
+            self.close()
+        limits = (
+            f"max {info.max_concurrent_connections} concurrent connections" if info.max_concurrent_connections else ""
+        )
+        return True, f"Connected to ClearSKY at {self.settings.base_url}. {limits}".strip()
+
+    # ----------------------------------------------------------------- sending
+
+    def _send_once(self, call: ApiCall[T]) -> T:
+        try:
+            response = self.client.send(call.build(self.client))
+        except httpx.TransportError as error:
+            raise transport_error(call, error) from error
+        return parse_response(call, response)
+
+    async def _asend_once(self, call: ApiCall[T]) -> T:
+        client = await self.aget_client()
+        try:
+            response = await client.send(call.build(client))
+        except httpx.TransportError as error:
+            raise transport_error(call, error) from error
+        return parse_response(call, response)
+
+    def run(self, call: ApiCall[T], once: Callable[[ApiCall[T]], Any] | None = None) -> Any:
+        """Send ``call`` with the retry policy; ``once`` overrides how a single attempt is made."""
+        attempt_once = once or self._send_once
+        try:
+            for attempt in tenacity.Retrying(**retrying_kwargs(self.retry_policy, call)):
+                with attempt:
+                    return attempt_once(call)
+        except ClearSkyError as error:
+            converted = outcome_unknown(call, error)
+            if converted is error:
+                raise
+            raise converted from error
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def arun(self, call: ApiCall[T], once: Callable[[ApiCall[T]], Awaitable[Any]] | None = None) -> Any:
+        await self.aget_settings()
+        attempt_once = once or self._asend_once
+        try:
+            async for attempt in tenacity.AsyncRetrying(**retrying_kwargs(self.retry_policy, call)):
+                with attempt:
+                    return await attempt_once(call)
+        except ClearSkyError as error:
+            converted = outcome_unknown(call, error)
+            if converted is error:
+                raise
+            raise converted from error
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    # ----------------------------------------------------------------- account and catalogue
+
+    def get_account_info(self) -> AccountInfo:
+        """Balances and limits of the key's account (``/api/account/info``, else ``/api/apikey/info``)."""
+        try:
+            result: AccountInfo = self.run(endpoints.account_info())
+        except NotFoundError:
+            result = self.run(endpoints.apikey_info())
+        return result
+
+    async def aget_account_info(self) -> AccountInfo:
+        try:
+            result: AccountInfo = await self.arun(endpoints.account_info())
+        except NotFoundError:
+            result = await self.arun(endpoints.apikey_info())
+        return result
+
+    def get_tasking_models(self) -> list[TaskingModel]:
+        result: list[TaskingModel] = self.run(endpoints.tasking_models())
+        return result
+
+    async def aget_tasking_models(self) -> list[TaskingModel]:
+        result: list[TaskingModel] = await self.arun(endpoints.tasking_models())
+        return result
+
+    def search_tiles(self, request: TileSearchRequest) -> TileSearchResult:
+        result: TileSearchResult = self.run(endpoints.search_tiles(request))
+        return result
+
+    async def asearch_tiles(self, request: TileSearchRequest) -> TileSearchResult:
+        result: TileSearchResult = await self.arun(endpoints.search_tiles(request))
+        return result
+
+    def optimize_tiles(self, aoi: Aoi) -> OptimizedTiles:
+        result: OptimizedTiles = self.run(endpoints.optimize_tiles(aoi))
+        return result
+
+    async def aoptimize_tiles(self, aoi: Aoi) -> OptimizedTiles:
+        result: OptimizedTiles = await self.arun(endpoints.optimize_tiles(aoi))
+        return result
+
+    # ----------------------------------------------------------------- orders
+
+    def estimate_order(self, order: OrderRequest) -> OrderEstimate:
+        """Price and candidate image dates of an order; free, and identical in body to the create."""
+        result: OrderEstimate = self.run(endpoints.estimate_order(order))
+        return result
+
+    async def aestimate_order(self, order: OrderRequest) -> OrderEstimate:
+        result: OrderEstimate = await self.arun(endpoints.estimate_order(order))
+        return result
+
+    def create_order(self, order: OrderRequest, *, tile_deduplication: bool = False) -> TaskOrder:
+        """Create (and pay for) an order. Not idempotent: an unclear outcome raises OrderOutcomeUnknownError."""
+        result: TaskOrder = self.run(endpoints.create_order(order, tile_deduplication))
+        return result
+
+    async def acreate_order(self, order: OrderRequest, *, tile_deduplication: bool = False) -> TaskOrder:
+        result: TaskOrder = await self.arun(endpoints.create_order(order, tile_deduplication))
+        return result
+
+    def list_orders(self, *, recurring_only: bool = False, include_expired: bool = False) -> list[TaskOrder]:
+        result: list[TaskOrder] = self.run(endpoints.list_orders(recurring_only, include_expired))
+        return result
+
+    async def alist_orders(self, *, recurring_only: bool = False, include_expired: bool = False) -> list[TaskOrder]:
+        result: list[TaskOrder] = await self.arun(endpoints.list_orders(recurring_only, include_expired))
+        return result
+
+    def get_order_details(self, guids: list[str]) -> list[TaskOrder]:
+        result: list[TaskOrder] = self.run(endpoints.order_details(guids))
+        return result
+
+    async def aget_order_details(self, guids: list[str]) -> list[TaskOrder]:
+        result: list[TaskOrder] = await self.arun(endpoints.order_details(guids))
+        return result
+
+    def get_order(self, order_guid: str) -> TaskOrder:
+        """One order's details; :class:`NotFoundError` if the account has no such order."""
+        return _only_order(order_guid, self.get_order_details([order_guid]))
+
+    async def aget_order(self, order_guid: str) -> TaskOrder:
+        return _only_order(order_guid, await self.aget_order_details([order_guid]))
+
+    def cancel_order(self, order_guid: str) -> dict[str, Any]:
+        """Cancel an order in Review, or stop a recurring order's next renewal (contract §8)."""
+        result: dict[str, Any] = self.run(endpoints.cancel_order(order_guid))
+        return result
+
+    async def acancel_order(self, order_guid: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.arun(endpoints.cancel_order(order_guid))
+        return result
+
+    # ----------------------------------------------------------------- imagery
+
+    def search_available_dates(self, request: AvailableDatesRequest) -> AvailableDates:
+        result: AvailableDates = self.run(endpoints.search_available_dates(request))
+        return result
+
+    async def asearch_available_dates(self, request: AvailableDatesRequest) -> AvailableDates:
+        result: AvailableDates = await self.arun(endpoints.search_available_dates(request))
+        return result
+
+    def check_composite_available(self, request: ImageryRequest) -> CompositeAvailability:
+        result: CompositeAvailability = self.run(endpoints.composite_available(request))
+        return result
+
+    async def acheck_composite_available(self, request: ImageryRequest) -> CompositeAvailability:
+        result: CompositeAvailability = await self.arun(endpoints.composite_available(request))
+        return result
+
+    def estimate_composite(self, request: ImageryRequest) -> CompositeEstimate:
+        result: CompositeEstimate = self.run(endpoints.composite_estimate(request))
+        return result
+
+    async def aestimate_composite(self, request: ImageryRequest) -> CompositeEstimate:
+        result: CompositeEstimate = await self.arun(endpoints.composite_estimate(request))
+        return result
+
+    # ----------------------------------------------------------------- downloads (streamed)
+
+    def _open_stream(self, call: ApiCall[Any]) -> httpx.Response:
+        try:
+            response = self.client.send(call.build(self.client), stream=True)
+        except httpx.TransportError as error:
+            raise transport_error(call, error) from error
+        if response.status_code >= 400 or is_json(response):
+            try:
+                response.read()
+            except httpx.TransportError as error:
+                raise transport_error(call, error) from error
+            finally:
+                response.close()
+            raise_for_download(call, response)
+        return response
+
+    async def _aopen_stream(self, call: ApiCall[Any]) -> httpx.Response:
+        client = await self.aget_client()
+        try:
+            response = await client.send(call.build(client), stream=True)
+        except httpx.TransportError as error:
+            raise transport_error(call, error) from error
+        if response.status_code >= 400 or is_json(response):
+            try:
+                await response.aread()
+            except httpx.TransportError as error:
+                raise transport_error(call, error) from error
+            finally:
+                await response.aclose()
+            raise_for_download(call, response)
+        return response
+
+    @contextmanager
+    def _stream(self, call: ApiCall[Any]) -> Iterator[Download]:
+        response: httpx.Response = self.run(call, once=self._open_stream)
+        try:
+            yield Download(call, response)
+        finally:
+            response.close()
+
+    @asynccontextmanager
+    async def _astream(self, call: ApiCall[Any]) -> AsyncIterator[AsyncDownload]:
+        response: httpx.Response = await self.arun(call, once=self._aopen_stream)
+        try:
+            yield AsyncDownload(call, response)
+        finally:
+            await response.aclose()
+
+    def stream_composite(self, request: ImageryRequest) -> AbstractContextManager[Download]:
+        """Produce and stream a composite; use as ``with hook.stream_composite(req) as download: ...``.
+
+        Processing units are charged when the API starts answering. With ``upload_url`` set the API
+        writes the file there and ``download.uploaded`` is true with no body.
+        """
+        return self._stream(endpoints.download_composite(request))
+
+    def astream_composite(self, request: ImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
+        return self._astream(endpoints.download_composite(request))
+
+    def stream_tile(self, request: GridImageryRequest) -> AbstractContextManager[Download]:
+        """Stream a tile or minitile download (whichever GUID ``request`` names)."""
+        return self._stream(endpoints.download_grid(request))
+
+    def astream_tile(self, request: GridImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
+        return self._astream(endpoints.download_grid(request))
+
+
+def _only_order(order_guid: str, orders: list[TaskOrder]) -> TaskOrder:
+    for order in orders:
+        if order.task_order_guid.lower() == order_guid.lower():
+            return order
+    raise NotFoundError(f"no order {order_guid} on this account", status_code=404)

@@ -1,0 +1,159 @@
+"""Every endpoint of the ClearSKY API as an :class:`ApiCall`: path, method, body, and how to read ``Data``.
+
+Paths follow the current docs (contract §4); where sources conflict the choice is noted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_clearsky.exceptions import InvalidRequestError
+from airflow_provider_clearsky.hooks._api import ApiCall
+from airflow_provider_clearsky.models import (
+    AccountInfo,
+    AvailableDates,
+    AvailableDatesRequest,
+    CompositeAvailability,
+    CompositeEstimate,
+    GridImageryRequest,
+    ImageryRequest,
+    OptimizedTiles,
+    OrderEstimate,
+    OrderRequest,
+    TaskingModel,
+    TaskingModels,
+    TaskOrder,
+    TaskOrderList,
+    TileSearchRequest,
+    TileSearchResult,
+)
+from airflow_provider_clearsky.models.geometry import Aoi, order_wkt
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _orders(data: Any) -> list[TaskOrder]:
+    return TaskOrderList.model_validate(data or {}).task_orders
+
+
+def _models(data: Any) -> list[TaskingModel]:
+    return TaskingModels.model_validate(data or {}).tasking_models
+
+
+def _raw(data: Any) -> dict[str, Any]:
+    return data if isinstance(data, dict) else {"Data": data}
+
+
+def account_info() -> ApiCall[AccountInfo]:
+    """The 2025 path; the hook falls back to the 2024 ``/api/apikey/info`` on 404 (conflict 4)."""
+    return ApiCall("GET", "/api/account/info", AccountInfo.model_validate)
+
+
+def apikey_info() -> ApiCall[AccountInfo]:
+    return ApiCall("GET", "/api/apikey/info", AccountInfo.model_validate)
+
+
+def tasking_models() -> ApiCall[list[TaskingModel]]:
+    return ApiCall("GET", "/api/tasking/models", _models)
+
+
+def search_tiles(request: TileSearchRequest) -> ApiCall[TileSearchResult]:
+    return ApiCall("POST", "/api/tasking/search/tiles", TileSearchResult.model_validate, json=request.to_payload())
+
+
+def optimize_tiles(aoi: Aoi) -> ApiCall[OptimizedTiles]:
+    try:
+        wkt = order_wkt(aoi)
+    except ValueError as error:
+        raise InvalidRequestError("invalid tile optimize request", field_errors={"Wkt": [str(error)]}) from None
+    return ApiCall("POST", "/api/tasking/tile/optimize", OptimizedTiles.model_validate, json={"Wkt": wkt})
+
+
+def estimate_order(order: OrderRequest) -> ApiCall[OrderEstimate]:
+    return ApiCall("POST", "/api/tasking/orders/estimate", OrderEstimate.model_validate, json=order.to_payload())
+
+
+def create_order_payload(order: OrderRequest, tile_deduplication: bool = False) -> dict[str, Any]:
+    """The create body: the estimate body plus ``TileDeduplication`` (grid orders only)."""
+    if tile_deduplication and not order.is_grid_order:
+        raise InvalidRequestError(
+            "invalid order",
+            field_errors={"TileDeduplication": ["applies to tile/minitile orders only; drop it for polygon orders"]},
+        )
+    payload = order.to_payload()
+    if order.is_grid_order:
+        payload["TileDeduplication"] = tile_deduplication
+    return payload
+
+
+def create_order(order: OrderRequest, tile_deduplication: bool = False) -> ApiCall[TaskOrder]:
+    return ApiCall(
+        "POST",
+        "/api/tasking/orders",
+        TaskOrder.model_validate,
+        json=create_order_payload(order, tile_deduplication),
+        creates_order=True,
+    )
+
+
+def list_orders(recurring_only: bool = False, include_expired: bool = False) -> ApiCall[list[TaskOrder]]:
+    params = {"recurringOnly": _flag(recurring_only), "getExpired": _flag(include_expired)}
+    return ApiCall("GET", "/api/tasking/orders", _orders, params=params)
+
+
+def order_details(guids: list[str]) -> ApiCall[list[TaskOrder]]:
+    """POST with ``{"Guids": [...]}`` as the 2025 client does (the docs' GET has no documented parameter)."""
+    if not guids:
+        raise InvalidRequestError("invalid order details request", field_errors={"Guids": ["name at least one order"]})
+    return ApiCall("POST", "/api/tasking/orders/details", _orders, json={"Guids": list(guids)})
+
+
+def cancel_order(order_guid: str) -> ApiCall[dict[str, Any]]:
+    if not order_guid or not order_guid.strip():
+        raise InvalidRequestError("invalid cancel request", field_errors={"taskOrderGuid": ["pass the order GUID"]})
+    return ApiCall("DELETE", "/api/tasking/orders/cancel", _raw, params={"taskOrderGuid": order_guid.strip()})
+
+
+def search_available_dates(request: AvailableDatesRequest) -> ApiCall[AvailableDates]:
+    return ApiCall(
+        "POST",
+        "/api/satelliteimages/search/available",
+        AvailableDates.model_validate,
+        json=request.to_payload(),
+    )
+
+
+def composite_available(request: ImageryRequest) -> ApiCall[CompositeAvailability]:
+    return ApiCall(
+        "POST",
+        "/api/satelliteimages/process/composite/available",
+        CompositeAvailability.model_validate,
+        json=request.availability_payload(),
+    )
+
+
+def composite_estimate(request: ImageryRequest) -> ApiCall[CompositeEstimate]:
+    return ApiCall(
+        "POST",
+        "/api/satelliteimages/process/composite/estimate",
+        CompositeEstimate.model_validate,
+        json=request.estimate_payload(),
+    )
+
+
+def _download(path: str, request: ImageryRequest) -> ApiCall[None]:
+    return ApiCall("POST", path, lambda _: None, json=request.to_payload())
+
+
+def download_composite(request: ImageryRequest) -> ApiCall[None]:
+    if isinstance(request, GridImageryRequest):
+        raise InvalidRequestError("invalid composite request", field_errors={"Wkt": ["composites take an area"]})
+    return _download("/api/satelliteimages/process/composite", request)
+
+
+def download_grid(request: GridImageryRequest) -> ApiCall[None]:
+    """Tile or minitile download, by which GUID the request names."""
+    kind = "tile" if request.tile_guid is not None else "minitile"
+    return _download(f"/api/satelliteimages/process/{kind}", request)

@@ -1,0 +1,294 @@
+"""Tasking orders: the request shared by estimate and create, the estimate, and the order itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from airflow_provider_clearsky.models.base import ApiRequest, ApiResponse
+from airflow_provider_clearsky.models.enums import SUCCESS_STATUSES, is_failed_status
+from airflow_provider_clearsky.models.geometry import order_geojson, order_wkt
+
+
+def _date_part(value: Any) -> Any:
+    """Accept ``2024-09-30``, ``2024-09-30T00:00:00Z`` and datetimes where a date is meant."""
+    if isinstance(value, str) and len(value) > 10 and value[10] in "T ":
+        return value[:10]
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value
+
+
+ApiDate = Annotated[dt.date, BeforeValidator(_date_part)]
+
+
+def _guid_list(field: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be a list of GUID strings, e.g. ['c3528462-02fc-4301-bb37-8d226b45f149'] ({field})")
+    guids = []
+    for item in value:
+        try:
+            guids.append(str(uuid.UUID(str(item))))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a GUID; pass tile/minitile GUIDs from tile search") from None
+    return guids or None  # the API wants null, not [], for the unused mode
+
+
+class OrderRequest(ApiRequest):
+    """The body of ``POST /api/tasking/orders/estimate`` and ``POST /api/tasking/orders``.
+
+    Exactly one area mode: ``wkt`` or ``geo_json`` (polygon mode, sent as a GeometryCollection), or
+    ``tile_guids`` and/or ``mini_tile_guids`` (grid mode). ``date_to=None`` makes a recurring order.
+    """
+
+    wkt: str | None = None
+    geo_json: dict[str, Any] | None = None
+    tile_guids: list[str] | None = None
+    mini_tile_guids: list[str] | None = None
+    satellite_constellations: list[str]
+    model: str
+    storage_months: int = 1
+    api_requests: int = 1
+    image_frequency: int
+    reference_date: ApiDate | None = None
+    date_from: ApiDate = Field(alias="From")
+    date_to: ApiDate | None = Field(default=None, alias="To")
+
+    @field_validator("wkt", mode="before")
+    @classmethod
+    def _wkt_as_collection(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be WKT text; pass GeoJSON objects as geo_json")
+        return order_wkt(value)
+
+    @field_validator("geo_json", mode="before")
+    @classmethod
+    def _geojson_as_collection(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return order_geojson(value)
+
+    @field_validator("tile_guids", "mini_tile_guids", mode="before")
+    @classmethod
+    def _guids(cls, value: Any) -> list[str] | None:
+        return _guid_list("tile_guids / mini_tile_guids", value)
+
+    @field_validator("satellite_constellations", mode="before")
+    @classmethod
+    def _constellations(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if (
+            not isinstance(value, (list, tuple))
+            or not value
+            or not all(isinstance(item, str) and item.strip() for item in value)
+        ):
+            raise ValueError(
+                "must name at least one constellation, e.g. ['Sentinel1', 'Sentinel2', 'Landsat89'] "
+                "(see GET /api/tasking/models for what each model requires)"
+            )
+        return [item.strip() for item in value]
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_name(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("must be a model's API value such as 'Stratus2' (not a display name like 'Stratus-2')")
+        return value.strip()
+
+    @field_validator("storage_months", "api_requests", mode="before")
+    @classmethod
+    def _at_least_one(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError("must be a whole number of at least 1")
+        return value
+
+    @field_validator("image_frequency", mode="before")
+    @classmethod
+    def _frequency(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 7:
+            raise ValueError("must be the days between images, a whole number from 1 (daily) to 7 (weekly)")
+        return value
+
+    @field_validator("date_from")
+    @classmethod
+    def _first_of_month(cls, value: dt.date) -> dt.date:
+        if value.day != 1:
+            raise ValueError(f"must be the first day of a month; use {value.replace(day=1).isoformat()}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_area_mode_and_dates(self) -> OrderRequest:
+        modes = [
+            name
+            for name, present in (
+                ("wkt", self.wkt is not None),
+                ("geo_json", self.geo_json is not None),
+                (
+                    "tile_guids/mini_tile_guids",
+                    self.tile_guids is not None or self.mini_tile_guids is not None,
+                ),
+            )
+            if present
+        ]
+        if len(modes) != 1:
+            found = ", ".join(modes) if modes else "none"
+            raise ValueError(f"give exactly one area: wkt, geo_json, or tile_guids/mini_tile_guids (got {found})")
+        if self.date_to is not None and self.date_to < self.date_from:
+            raise ValueError(
+                f"To ({self.date_to}) is before From ({self.date_from}); set To after From, "
+                "or To=None for a recurring order"
+            )
+        if self.reference_date is None:
+            self.reference_date = self.date_from
+        return self
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.date_to is None
+
+    @property
+    def is_grid_order(self) -> bool:
+        return self.tile_guids is not None or self.mini_tile_guids is not None
+
+
+class CostTotal(ApiResponse):
+    """The 2025 client's cost objects: ``{TotalCost | TotalCostEuro, CurrencyCode}``."""
+
+    total_cost: float | None = None
+    total_cost_euro: float | None = None
+    currency_code: str | None = None
+
+    @property
+    def total(self) -> float | None:
+        return self.total_cost if self.total_cost is not None else self.total_cost_euro
+
+
+class EstimateCosts(ApiResponse):
+    currency_code: str | None = None
+    current_month_order_cost_estimate: float | None = None
+    current_month_storage_costs: float | None = None
+    next_month_order_cost_estimate: float | None = None
+    next_month_storage_costs: float | None = None
+
+
+def _sum(*values: float | None) -> float | None:
+    present = [value for value in values if value is not None]
+    return sum(present) if present else None
+
+
+class OrderEstimate(ApiResponse):
+    """``Data`` of the order estimate. Both documented shapes are read (see the contract, conflict 7)."""
+
+    model: str | None = None
+    satellite_constellations: list[str] | None = None
+    storage_months: int | None = None
+    api_requests: int | None = None
+    cancellation_date: ApiDate | None = None
+    area_km2: float | None = None
+    area_km2_before_minimum1_km2_per_aoi: float | None = None
+    current_month_cost: float | None = None
+    next_month_cost: float | None = None
+    costs: EstimateCosts | None = None
+    current_month_costs: CostTotal | None = None
+    recurring_costs_estimate: CostTotal | None = None
+    tiles: list[Any] | None = None
+    mini_tiles: list[Any] | None = None
+    areas_of_interest_wkt: str | None = None
+    image_dates: list[ApiDate] = Field(default_factory=list)
+
+    @property
+    def current_month_total(self) -> float | None:
+        """What the order costs this month, whichever shape the API used."""
+        if self.current_month_cost is not None:
+            return self.current_month_cost
+        if self.current_month_costs is not None and self.current_month_costs.total is not None:
+            return self.current_month_costs.total
+        if self.costs is not None:
+            return _sum(self.costs.current_month_order_cost_estimate, self.costs.current_month_storage_costs)
+        return None
+
+    @property
+    def next_month_total(self) -> float | None:
+        """What a recurring order costs next month (renewal), whichever shape the API used."""
+        if self.next_month_cost is not None:
+            return self.next_month_cost
+        if self.recurring_costs_estimate is not None and self.recurring_costs_estimate.total is not None:
+            return self.recurring_costs_estimate.total
+        if self.costs is not None:
+            return _sum(self.costs.next_month_order_cost_estimate, self.costs.next_month_storage_costs)
+        return None
+
+    @property
+    def currency(self) -> str:
+        for source in (self.costs, self.current_month_costs, self.recurring_costs_estimate):
+            if source is not None and source.currency_code:
+                return source.currency_code
+        return "EUR"
+
+
+def _guid_of(item: Any) -> Any:
+    """Order details may list tiles as objects ``{Guid, Wkt}`` instead of strings."""
+    if isinstance(item, dict):
+        for key, value in item.items():
+            if key.lower() in ("guid", "tileguid", "minitileguid"):
+                return value
+    return item
+
+
+def _guids_of(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_guid_of(item) for item in value]
+    return value
+
+
+class TaskOrder(ApiResponse):
+    """A tasking order as listed, created or detailed. ``To`` is null for a recurring order."""
+
+    task_order_guid: str
+    ordering_process_status: str = ""
+    billing_cycle: str | None = None
+    storage_months: int | None = None
+    api_requests: int | None = None
+    image_frequency: int | None = None
+    task_order_area_km2: float | None = None
+    model: str | None = None
+    reference_date: ApiDate | None = None
+    date_from: ApiDate | None = Field(default=None, alias="From")
+    date_to: ApiDate | None = Field(default=None, alias="To")
+    satellite_constellations: list[str] | None = None
+    tiles: Annotated[list[str] | None, BeforeValidator(_guids_of)] = None
+    mini_tiles: Annotated[list[str] | None, BeforeValidator(_guids_of)] = None
+    wkt: str | None = None
+    created_date: dt.datetime | None = None
+
+    @property
+    def guid(self) -> str:
+        return self.task_order_guid
+
+    @property
+    def status(self) -> str:
+        return self.ordering_process_status
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.date_to is None
+
+    @property
+    def is_succeeded(self) -> bool:
+        return self.status in SUCCESS_STATUSES
+
+    @property
+    def is_failed(self) -> bool:
+        return is_failed_status(self.status)
+
+
+class TaskOrderList(ApiResponse):
+    task_orders: list[TaskOrder] = Field(default_factory=list)
