@@ -1,15 +1,47 @@
-"""The one place that knows where Airflow names live across 3.0 to 3.3."""
+"""The one place that knows where Airflow names live across 3.0 to 3.3.
+
+Everything else imports Airflow names from here, so a move between versions is fixed once.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator, PokeReturnValue
+
+try:
+    from airflow.sdk import BaseHook
+except ImportError:  # Airflow 3.0
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.0
+    from airflow.configuration import conf  # type: ignore[assignment]
 
 try:
     from airflow.sdk.log import mask_secret
 except ImportError:  # Airflow 3.0
     from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
+
+try:
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
+
+# ResumableJobMixin arrived in Airflow 3.3; common-compat hands out a stand-in on older versions.
+from airflow.providers.common.compat.sdk import ResumableJobMixin
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -32,4 +64,26 @@ def airflow_version() -> str:
     return str(__version__)
 
 
-__all__ = ["BaseHook", "aget_connection", "airflow_version", "mask_secret"]
+def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable``, the default of every ``deferrable`` argument."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+__all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseOperatorLink",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "PokeReturnValue",
+    "ResumableJobMixin",
+    "TriggerEvent",
+    "aget_connection",
+    "airflow_version",
+    "default_deferrable",
+    "mask_secret",
+]
