@@ -21,6 +21,8 @@ class _DownloadBase:
         length = response.headers.get("content-length")
         self.content_length: int | None = int(length) if length and length.isdigit() else None
         self.content_type = response.headers.get("content-type")
+        # All response headers (read-only), e.g. for provenance or attribution notices sent with the file.
+        self.headers: httpx.Headers = response.headers
         # Only an identity-encoded body has the byte count that Content-Length promises.
         self.exact_length = response.headers.get("content-encoding", "identity").lower() == "identity"
 
