@@ -84,8 +84,8 @@ def is_retryable(call: ApiCall[Any], error: BaseException) -> bool:
     return False
 
 
-def retrying_kwargs(policy: RetryPolicy, call: ApiCall[Any]) -> dict[str, Any]:
-    """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` for one call."""
+def retrying_kwargs(policy: RetryPolicy, call: ApiCall[Any], *, asynchronous: bool = False) -> dict[str, Any]:
+    """Arguments for ``tenacity.Retrying`` (or ``AsyncRetrying`` when ``asynchronous``) for one call."""
 
     def log_retry(retry_state: tenacity.RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -106,8 +106,15 @@ def retrying_kwargs(policy: RetryPolicy, call: ApiCall[Any]) -> dict[str, Any]:
         "before_sleep": log_retry,
         "reraise": True,
     }
-    if policy.sleep is not None:
-        kwargs["sleep"] = policy.sleep
+    sleep = policy.sleep
+    if sleep is not None and asynchronous:
+
+        async def async_sleep(delay: float) -> None:
+            sleep(delay)
+
+        kwargs["sleep"] = async_sleep
+    elif sleep is not None:
+        kwargs["sleep"] = sleep
     return kwargs
 
 

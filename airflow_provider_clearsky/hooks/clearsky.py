@@ -233,7 +233,7 @@ class ClearSkyHook(BaseHook):
         await self.aget_settings()
         attempt_once = once or self._asend_once
         try:
-            async for attempt in tenacity.AsyncRetrying(**retrying_kwargs(self.retry_policy, call)):
+            async for attempt in tenacity.AsyncRetrying(**retrying_kwargs(self.retry_policy, call, asynchronous=True)):
                 with attempt:
                     return await attempt_once(call)
         except ClearSkyError as error:

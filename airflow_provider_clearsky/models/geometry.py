@@ -6,6 +6,7 @@ shapely is imported on first use, never at DAG-parse time.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,10 @@ def parse_aoi(value: Aoi) -> BaseGeometry:
             except json.JSONDecodeError as error:
                 raise ValueError(f"is not valid GeoJSON text ({error.msg}); pass a geometry object") from None
         try:
-            geometry = shapely.from_wkt(text)
-        except (shapely.errors.GEOSException, ValueError, TypeError):
+            with warnings.catch_warnings():  # GEOS warns before it raises on bad WKT; the raise says it all
+                warnings.simplefilter("ignore", RuntimeWarning)
+                geometry = shapely.from_wkt(text)
+        except (shapely.errors.ShapelyError, ValueError, TypeError):
             raise ValueError("is not valid WKT; pass e.g. 'POLYGON ((lon lat, lon lat, ...))' in EPSG:4326") from None
         if geometry is None:
             raise ValueError("is empty; pass a polygon or multipolygon")
@@ -46,7 +49,7 @@ def parse_aoi(value: Aoi) -> BaseGeometry:
                 geometries = [parse_aoi(feature.get("geometry") or {}) for feature in value.get("features", [])]
                 return shapely.GeometryCollection(geometries)
             return shape(value)
-        except (shapely.errors.GEOSException, ValueError, TypeError, KeyError, AttributeError, IndexError):
+        except (shapely.errors.ShapelyError, ValueError, TypeError, KeyError, AttributeError, IndexError):
             raise ValueError(
                 "is not a valid GeoJSON geometry; pass {'type': 'Polygon', 'coordinates': [[[lon, lat], ...]]}"
             ) from None

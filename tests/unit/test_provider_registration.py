@@ -1,0 +1,59 @@
+"""The provider is found by Airflow's own ProvidersManager and every class path it lists imports."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from airflow_provider_clearsky import get_provider_info
+
+
+def _import(path: str) -> object:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_providers_manager_registers_the_package_and_connection_type():
+    from airflow.providers_manager import ProvidersManager
+
+    assert "airflow-provider-clearsky" in ProvidersManager().providers
+    try:  # Airflow 3.2+: hooks are looked up by the task runtime's manager
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as HookManager
+    except ImportError:
+        HookManager = ProvidersManager
+    hook_info = HookManager().hooks["clearsky"]
+    assert hook_info is not None
+    assert hook_info.hook_class_name == "airflow_provider_clearsky.hooks.clearsky.ClearSkyHook"
+    assert hook_info.connection_id_attribute_name == "clearsky_conn_id"
+
+
+def test_connection_form_behaviour_is_registered():
+    from airflow.providers_manager import ProvidersManager
+
+    behaviours = ProvidersManager().field_behaviours
+    assert behaviours["clearsky"]["relabeling"]["password"] == "API Key"
+
+
+def test_every_listed_module_and_class_imports():
+    info = get_provider_info()
+    for group in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info.get(group, []):
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for path in [c["hook-class-name"] for c in info["connection-types"]] + info.get("extra-links", []):
+        assert isinstance(_import(path), type), path
+    for trigger in info.get("triggers", []):
+        for path in trigger.get("python-modules", []):
+            importlib.import_module(path)
+
+
+def test_package_name_is_the_canonical_distribution_name():
+    from importlib.metadata import distribution
+
+    assert get_provider_info()["package-name"] == distribution("airflow-provider-clearsky").metadata["Name"]
+
+
+@pytest.mark.parametrize("field", ["package-name", "name", "description", "versions", "connection-types"])
+def test_provider_info_has_required_fields(field):
+    assert get_provider_info()[field]
