@@ -41,6 +41,7 @@ except ImportError:  # Airflow 3.0
 
 # ResumableJobMixin arrived in Airflow 3.3; common-compat hands out a stand-in on older versions.
 from airflow.providers.common.compat.sdk import ResumableJobMixin
+from airflow.sdk.execution_time.xcom import XCom
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ __all__ = [
     "PokeReturnValue",
     "ResumableJobMixin",
     "TriggerEvent",
+    "XCom",
     "aget_connection",
     "airflow_version",
     "default_deferrable",
