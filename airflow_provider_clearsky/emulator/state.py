@@ -365,7 +365,9 @@ class Store:
         pending = [x for x in dates if self.produced_at(order, x) > now]
         if pending:
             return "Processing"
-        if order.recurring:
+        # A recurring order whose renewal was stopped keeps behaving as recurring until its paid month ends.
+        stopped = (order.renewal_stopped or order.renewal_failed) and now.date() <= order.end_date()
+        if order.recurring or stopped:
             return "UpToDate" if dates else "AwaitingSatelliteProducts"
         all_dates = order.scheduled_dates()
         if all_dates and len(dates) == len(all_dates):
