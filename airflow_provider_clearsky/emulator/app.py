@@ -154,7 +154,10 @@ def _transport_of(send: Send) -> asyncio.Transport | None:
     """uvicorn's ``send`` is a bound method of its RequestResponseCycle, which holds the transport."""
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    return transport if isinstance(transport, asyncio.BaseTransport) else None  # type: ignore[return-value]
+    # uvloop transports are not asyncio.BaseTransport subclasses: duck-type.
+    if transport is not None and hasattr(transport, "abort") and hasattr(transport, "get_extra_info"):
+        return transport  # type: ignore[no-any-return]
+    return None
 
 
 async def _abort(transport: asyncio.Transport | None) -> None:
