@@ -1,0 +1,100 @@
+"""Moving the bytes: a per-connection cap on concurrent downloads, and progress reports while streaming."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+
+class _Log(Protocol):
+    def info(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+
+# One semaphore per (connection id, base URL) for the whole process: however many operators or threads
+# download through one connection here, no more than MaxConcurrentConnections are in flight at once.
+_SLOTS: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def connection_slots(conn_id: str, base_url: str, limit: int) -> threading.BoundedSemaphore:
+    """The process-wide download semaphore of a connection (sized by the first caller's ``limit``)."""
+    with _SLOTS_LOCK:
+        key = (conn_id, base_url)
+        if key not in _SLOTS:
+            _SLOTS[key] = threading.BoundedSemaphore(max(limit, 1))
+        return _SLOTS[key]
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"  # pragma: no cover - loop always returns
+
+
+class Progress:
+    """Logs bytes received at every ``step_percent`` of ``Content-Length`` or every ``interval`` seconds,
+    whichever comes first (only the interval when the length is unknown), and a summary at the end."""
+
+    def __init__(
+        self,
+        log: _Log,
+        name: str,
+        total: int | None,
+        *,
+        step_percent: int = 10,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.name = name
+        self.total = total
+        self.step = step_percent
+        self.interval = interval
+        self.clock = clock
+        self.started = clock()
+        self.received = 0
+        self._last_time = self.started
+        self._next_percent = step_percent
+
+    def update(self, received: int) -> None:
+        self.received = received
+        now = self.clock()
+        percent = received * 100 // self.total if self.total else None
+        due_percent = percent is not None and percent >= self._next_percent and received < (self.total or 0)
+        if due_percent or now - self._last_time >= self.interval:
+            if percent is not None:
+                self.log.info(
+                    "%s: %s of %s (%d%%)", self.name, human_bytes(received), human_bytes(self.total or 0), percent
+                )
+                self._next_percent = (percent // self.step + 1) * self.step
+            else:
+                self.log.info("%s: %s received", self.name, human_bytes(received))
+            self._last_time = now
+
+    @property
+    def elapsed(self) -> float:
+        return max(self.clock() - self.started, 1e-9)
+
+    def finish(self) -> None:
+        seconds = self.elapsed
+        self.log.info(
+            "%s: done, %s (%d bytes) in %.2f s, %s/s",
+            self.name,
+            human_bytes(self.received),
+            self.received,
+            seconds,
+            human_bytes(self.received / seconds),
+        )
+
+
+def pump(chunks: Iterable[bytes], write: Callable[[bytes], None], progress: Progress) -> int:
+    """Copy every chunk to ``write``, reporting progress; returns the byte count."""
+    received = 0
+    for chunk in chunks:
+        write(chunk)
+        received += len(chunk)
+        progress.update(received)
+    return received

@@ -1,0 +1,733 @@
+"""Download paid imagery to any storage, once, completely, with flat memory.
+
+``ClearSkyDownloadCompositeOperator`` downloads a composite for an area and a date;
+``ClearSkyDownloadTileOperator`` downloads tiles and minitiles by GUID. Both share one machinery:
+
+1. settings validated before any request (bad input fails at once, without retries);
+2. the final file name is known before paying (a template, or a deterministic default), so an existing,
+   complete file (size and checksum recorded in its sidecar) is returned without any request: a retry or
+   a re-run never pays twice;
+3. account limits (``MaxCompositeAreaKm2``, ``MaxTotalBands``) and, optionally, the processing-unit
+   estimate are checked before the download;
+4. the bytes stream in chunks to a temporary name next to the final one and are moved into place only
+   when ``Content-Length`` bytes arrived; a sidecar ``<file>.json`` (settings, order GUID, SHA-256, size,
+   attribution notices) and, optionally, a STAC Item ``<file>.stac.json`` are written beside the file.
+
+See ``docs/operators-download.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from airflow_provider_clearsky._compat import AirflowException, AirflowFailException, BaseOperator, mask_secret
+from airflow_provider_clearsky.exceptions import (
+    ClearSkyError,
+    InvalidRequestError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from airflow_provider_clearsky.hooks.download import CHUNK_SIZE
+from airflow_provider_clearsky.operators import _download_metadata as meta
+from airflow_provider_clearsky.operators import _download_transfer as transfer
+from airflow_provider_clearsky.operators import _storage as storage
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+    from airflow_provider_clearsky.models import AccountInfo, CompositeEstimate, ImageryRequest
+
+# Model field -> operator argument, so error messages name what the DAG author wrote.
+_ARGUMENT_NAMES = {
+    "wkt": "wkt",
+    "geo_json": "geojson",
+    "date": "date",
+    "model": "model",
+    "satellite_constellations": "satellite_constellations",
+    "resolution": "resolution",
+    "epsg_projection": "epsg",
+    "bandnames": "bands",
+    "data_type": "data_type",
+    "pixel_selection_mode": "pixel_selection",
+    "utm_data_selection_mode": "utm_mode",
+    "allow_partial_image": "allow_partial",
+    "level": "level",
+    "harmonize": "harmonize",
+    "tile_guid": "tile_guid",
+    "mini_tile_guid": "mini_tile_guid",
+}
+_VERIFY_MODES = ("checksum", "size")
+
+
+@dataclass
+class _Target:
+    """One file to produce: its request, its name and what is known about it so far."""
+
+    kind: str  # composite | tile | minitile
+    request: ImageryRequest
+    settings: dict[str, Any]
+    key: str
+    guid: str | None = None
+    final: ObjectStoragePath | None = None
+    uri: str = ""
+    skipped: bool = False
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def _invalid(error: InvalidRequestError, prefix: str = "invalid download settings") -> AirflowFailException:
+    parts = []
+    for location, messages in error.field_errors.items():
+        head = location.split(".", 1)[0]
+        name = _ARGUMENT_NAMES.get(head, head)
+        parts.append(f"{name}: {' '.join(messages)}")
+    detail = "; ".join(parts) if parts else error.message
+    return AirflowFailException(f"{prefix}: {detail}")
+
+
+def _api_failure(error: ClearSkyError, what: str) -> Exception:
+    """Transient errors are raised for Airflow to retry; anything else fails the task for good."""
+    if isinstance(error, (RateLimitedError, ServerError, TransportError)):
+        return AirflowException(f"{what} failed, will be retried: {error}")
+    return AirflowFailException(f"{what} failed: {error}")
+
+
+def _as_int(name: str, value: Any) -> Any:
+    """Templated numbers arrive as text; turn ``"10"`` into ``10`` (anything else is left to validation)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return value
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class _ClearSkyDownloadOperator(BaseOperator):
+    """Shared machinery of the download operators (not for direct use)."""
+
+    _kind_label: ClassVar[str] = "download"
+    template_fields: Sequence[str] = (
+        "date",
+        "destination",
+        "filename",
+        "resolution",
+        "epsg",
+        "bands",
+        "data_type",
+        "pixel_selection",
+        "utm_mode",
+        "model",
+        "satellite_constellations",
+        "order_guid",
+        "upload_url",
+    )
+    ui_color = "#cfe8fc"
+
+    def __init__(
+        self,
+        *,
+        date: Any,
+        destination: str | None = None,
+        filename: str | None = None,
+        resolution: int | str = 10,
+        epsg: int | str = 47000,
+        bands: str | Sequence[str] = "all",
+        data_type: str = "INT16",
+        pixel_selection: str = "intersect",
+        utm_mode: str = "combined_utm",
+        model: str = "Stratus2",
+        satellite_constellations: str | Sequence[str] | None = None,
+        allow_partial: bool = False,
+        level: int | None = None,
+        harmonize: bool | None = None,
+        order_guid: str | None = None,
+        overwrite: bool = False,
+        verify_existing: str = "checksum",
+        write_stac: bool = True,
+        upload_url: str | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        clearsky_conn_id: str = "clearsky_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.date = date
+        self.destination = destination
+        self.filename = filename
+        self.resolution = resolution
+        self.epsg = epsg
+        self.bands = bands
+        self.data_type = data_type
+        self.pixel_selection = pixel_selection
+        self.utm_mode = utm_mode
+        self.model = model
+        self.satellite_constellations = satellite_constellations
+        self.allow_partial = allow_partial
+        self.level = level
+        self.harmonize = harmonize
+        self.order_guid = order_guid
+        self.overwrite = overwrite
+        self.verify_existing = verify_existing
+        self.write_stac = write_stac
+        self.upload_url = upload_url
+        self.chunk_size = chunk_size
+        self.clearsky_conn_id = clearsky_conn_id
+        if isinstance(upload_url, str) and upload_url and "{{" not in upload_url:
+            mask_secret(upload_url)
+
+    # ------------------------------------------------------------------ secrets
+
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Any,
+        context: Any,
+        jinja_env: Any,
+        seen_oids: set[int],
+    ) -> None:
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        # Register the rendered signed URL with the secrets masker before Airflow stores rendered fields,
+        # so it shows as *** in the UI, the logs and anything else that is redacted.
+        if parent is self:
+            self._mask_upload_url()
+
+    def _mask_upload_url(self) -> None:
+        if isinstance(self.upload_url, str) and self.upload_url:
+            mask_secret(self.upload_url)
+
+    # ------------------------------------------------------------------ what subclasses provide
+
+    def _targets(self) -> list[_Target]:
+        raise NotImplementedError
+
+    def _returns_list(self) -> bool:
+        return False
+
+    def _check_limits(self, targets: list[_Target], account: AccountInfo) -> None:
+        """Bands above ``MaxTotalBands`` fail before any download request."""
+        limit = account.max_total_bands
+        for target in targets:
+            count = target.request.band_count
+            if limit is not None and count > limit:
+                raise AirflowFailException(
+                    f"bands: {target.request.bandnames!r} asks for {count} bands but the account allows "
+                    f"MaxTotalBands={limit} per request; request fewer bands (e.g. split into several downloads)"
+                )
+
+    def _estimate(self, hook: ClearSkyHook, target: _Target, account: AccountInfo) -> CompositeEstimate | None:
+        return None
+
+    # ------------------------------------------------------------------ shared helpers for subclasses
+
+    def _settings_kwargs(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "date": _date_text(self.date),
+            "model": self.model,
+            "resolution": _as_int("resolution", self.resolution),
+            "epsg_projection": _as_int("epsg", self.epsg),
+            "bandnames": self.bands,
+            "data_type": self.data_type,
+            "pixel_selection_mode": self.pixel_selection,
+            "utm_data_selection_mode": self.utm_mode,
+            "allow_partial_image": self.allow_partial,
+            "level": self.level,
+            "harmonize": self.harmonize,
+        }
+        if self.satellite_constellations is not None:
+            values["satellite_constellations"] = self.satellite_constellations
+        if self.upload_url:
+            values["upload_url"] = self.upload_url
+        return values
+
+    def _target(self, kind: str, request: ImageryRequest, guid: str | None = None) -> _Target:
+        settings = request.estimate_payload()  # never contains the upload URL
+        return _Target(kind=kind, request=request, settings=settings, key=meta.request_key(settings), guid=guid)
+
+    # ------------------------------------------------------------------ execute
+
+    def execute(self, context: Context) -> str | list[str]:
+        self._mask_upload_url()
+        self._check_arguments()
+        targets = self._targets()
+        if self.upload_url:
+            return self._execute_upload(targets)
+
+        assert self.destination is not None
+        try:
+            folder = storage.storage_path(str(self.destination))
+        except Exception as error:  # unknown protocol, bad URL, missing fsspec implementation
+            raise AirflowFailException(
+                f"destination: {self.destination!r} is not a usable storage path ({type(error).__name__}: {error}); "
+                "pass a local folder, file://, memory:// or an fsspec URL such as s3://conn_id@bucket/prefix"
+            ) from None
+        for target in targets:
+            target.final = folder / self._file_name(target, several=len(targets) > 1)
+            target.uri = storage.uri_of(target.final)
+
+        pending = [target for target in targets if not self._already_downloaded(target)]
+        if pending:
+            self._download_all(pending)
+        uris = [target.uri for target in targets]
+        self._annotate_outlets(context, targets)
+        return uris if self._returns_list() or len(uris) != 1 else uris[0]
+
+    def _check_arguments(self) -> None:
+        if self.verify_existing not in _VERIFY_MODES:
+            raise AirflowFailException(
+                f"verify_existing: must be one of {', '.join(_VERIFY_MODES)}, not {self.verify_existing!r}"
+            )
+        if not isinstance(self.chunk_size, int) or self.chunk_size < 4096:
+            raise AirflowFailException(
+                f"chunk_size: must be an integer of at least 4096 bytes, not {self.chunk_size!r}"
+            )
+        if self.upload_url and self.destination:
+            raise AirflowFailException(
+                "destination and upload_url: give one of them; with upload_url the API writes the file itself"
+            )
+        if not self.upload_url and not self.destination:
+            raise AirflowFailException(
+                "destination: required (a local folder, file://, memory:// or any fsspec URL, e.g. "
+                "'s3://aws_default@bucket/imagery/{{ ds }}'), unless upload_url is given"
+            )
+        if self.upload_url and not str(self.upload_url).lower().startswith(("https://", "http://")):
+            raise AirflowFailException("upload_url: must be an http(s) URL (a signed URL the API can PUT to)")
+
+    def _file_name(self, target: _Target, *, several: bool) -> str:
+        if not self.filename:
+            return meta.default_filename(target.kind, target.settings, target.key, target.guid)
+        fields = meta.filename_fields(target.kind, target.settings, target.key, target.guid)
+        try:
+            name = str(self.filename).format_map(fields)
+        except (KeyError, IndexError, ValueError) as error:
+            raise AirflowFailException(
+                f"filename: {self.filename!r} uses an unknown placeholder ({error}); available: "
+                f"{', '.join('{' + k + '}' for k in fields)}"
+            ) from None
+        name = name.strip().lstrip("/")
+        if not name or name.endswith("/") or ".." in name.split("/"):
+            raise AirflowFailException(f"filename: {self.filename!r} must name a file inside destination")
+        if several and "{guid}" not in str(self.filename) and "{key}" not in str(self.filename):
+            raise AirflowFailException(
+                "filename: several files are downloaded, so the template must contain {guid} or {key}"
+            )
+        return name
+
+    # ------------------------------------------------------------------ never twice
+
+    def _already_downloaded(self, target: _Target) -> bool:
+        """True if the final file is a complete download of this very request (nothing is sent then)."""
+        assert target.final is not None
+        if not storage.exists(target.final):
+            return False
+        if self.overwrite:
+            self.log.info("%s exists; overwrite=True, so it will be downloaded again (and paid again)", target.uri)
+            return False
+        sidecar_path = target.final.parent / (target.final.name + meta.SIDECAR_SUFFIX)
+        document = storage.read_json(sidecar_path)
+        ok, why = meta.sidecar_matches(document, target.key)
+        if ok:
+            assert document is not None
+            size = storage.size_of(target.final)
+            if size != document["size"]:
+                ok, why = False, f"its size ({size} bytes) differs from the sidecar's ({document['size']} bytes)"
+            elif self.verify_existing == "checksum" and storage.sha256_of(target.final) != document["sha256"]:
+                ok, why = False, "its SHA-256 differs from the sidecar's"
+        if not ok or document is None:
+            raise AirflowFailException(
+                f"{target.uri} already exists but {why}, so it is not known to be a complete download of this "
+                "request. Nothing was downloaded or paid. Set overwrite=True to replace it, or choose another "
+                "destination or filename."
+            )
+        self.log.info(
+            "%s is already downloaded and complete (%d bytes, SHA-256 %s...): skipping the request, no processing "
+            "units spent",
+            target.uri,
+            document["size"],
+            document["sha256"][:16],
+        )
+        target.skipped = True
+        target.result = document
+        return True
+
+    # ------------------------------------------------------------------ paying
+
+    def _hook(self) -> ClearSkyHook:
+        from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+
+        return ClearSkyHook(self.clearsky_conn_id)
+
+    def _prepare(self, hook: ClearSkyHook, targets: list[_Target]) -> tuple[AccountInfo, dict[str, Any]]:
+        """Limits and estimates before anything is paid; returns the account and attribution notices."""
+        try:
+            account = hook.get_account_info()
+        except ClearSkyError as error:
+            raise _api_failure(error, "reading the account limits") from None
+        self._check_limits(targets, account)
+        notices: dict[str, Any] = {}
+        for target in targets:
+            estimate = self._estimate(hook, target, account)
+            if estimate is not None:
+                target.result["estimate"] = estimate.model_dump(mode="json", by_alias=True)
+                notices.update(meta.notices("estimate", estimate.model_extra))
+        if self.order_guid:
+            notices.update(self._order_notices(hook, str(self.order_guid)))
+        return account, notices
+
+    def _order_notices(self, hook: ClearSkyHook, order_guid: str) -> dict[str, Any]:
+        """Attribution or provenance fields of the order's details (free call), passed through unchanged."""
+        try:
+            order = hook.get_order(order_guid)
+        except ClearSkyError as error:
+            self.log.warning("could not read order %s for its attribution notices: %s", order_guid, error)
+            return {}
+        return meta.notices("order", order.model_extra)
+
+    def _download_all(self, targets: list[_Target]) -> None:
+        with self._hook() as hook:
+            account, notices = self._prepare(hook, targets)
+            limit = hook.settings.max_concurrent_connections
+            if account.max_concurrent_connections:
+                limit = min(limit, account.max_concurrent_connections)
+            slots = transfer.connection_slots(self.clearsky_conn_id, hook.settings.base_url, limit)
+            for target in targets:
+                with slots:
+                    self._download_one(hook, target, notices)
+
+    def _open(self, hook: ClearSkyHook, target: _Target) -> Any:
+        from airflow_provider_clearsky.models import GridImageryRequest
+
+        if isinstance(target.request, GridImageryRequest):
+            return hook.stream_tile(target.request)
+        return hook.stream_composite(target.request)
+
+    def _download_one(self, hook: ClearSkyHook, target: _Target, notices: dict[str, Any]) -> None:
+        assert target.final is not None
+        label = target.guid or target.settings.get("Date")
+        self.log.info("Downloading ClearSKY %s %s to %s", target.kind, label, target.uri)
+        started_at = dt.datetime.now(dt.timezone.utc)
+        started = time.monotonic()
+        try:
+            with self._open(hook, target) as download:
+                if download.uploaded:
+                    raise AirflowFailException("the API answered 201 (uploaded) although no upload_url was given")
+                total = download.content_length if download.exact_length else None
+                progress = transfer.Progress(self.log, target.final.name, total)
+                with storage.AtomicWriter(target.final) as writer:
+                    transfer.pump(download.iter_bytes(self.chunk_size), writer.write, progress)
+                    writer.finish(total)
+                    progress.finish()
+                    duration = time.monotonic() - started
+                    all_notices = {**notices, **meta.notices("header", dict(download.headers))}
+                    document = meta.sidecar_document(
+                        kind=target.kind,
+                        uri=target.uri,
+                        filename=target.final.name,
+                        size=writer.size,
+                        sha256=writer.sha256,
+                        key=target.key,
+                        settings=target.settings,
+                        order_guid=str(self.order_guid) if self.order_guid else None,
+                        source_filename=download.filename,
+                        content_type=download.content_type,
+                        attribution=all_notices,
+                        estimate=target.result.get("estimate"),
+                        downloaded_at=started_at,
+                        duration_seconds=duration,
+                        provider_version=_provider_version(),
+                    )
+                    # The sidecar goes first: a file at the final name always has its sidecar.
+                    self._write_metadata(target, document)
+                    writer.commit()
+        except ClearSkyError as error:
+            raise _api_failure(error, f"downloading {target.kind} to {target.uri}") from None
+        except storage.IncompleteDownloadError as error:
+            raise AirflowException(f"download of {target.uri} was cut short: {error}; will be retried") from None
+        target.result = document
+        self.log.info("Saved %s (%d bytes, SHA-256 %s)", target.uri, document["size"], document["sha256"])
+
+    def _write_metadata(self, target: _Target, document: dict[str, Any]) -> None:
+        assert target.final is not None
+        parent, name = target.final.parent, target.final.name
+        storage.write_json_atomically(parent / (name + meta.SIDECAR_SUFFIX), document)
+        if self.write_stac:
+            geometry = target.settings.get("GeoJson") or self._geometry_of(target)
+            item = meta.stac_item(
+                item_id=name.rsplit(".", 1)[0],
+                filename=name,
+                date=str(target.settings.get("Date")),
+                geometry=geometry,
+                sidecar=document,
+            )
+            storage.write_json_atomically(parent / (name + meta.STAC_SUFFIX), item)
+
+    def _geometry_of(self, target: _Target) -> dict[str, Any] | None:
+        wkt = target.settings.get("Wkt")
+        if not wkt:
+            return None
+        from airflow_provider_clearsky.models.geometry import imagery_geojson
+
+        return imagery_geojson(wkt)
+
+    # ------------------------------------------------------------------ upload mode
+
+    def _execute_upload(self, targets: list[_Target]) -> str | list[str]:
+        """The API PUTs each file to ``upload_url`` (201, no body); the URL is never returned or logged."""
+        host = urlsplit(str(self.upload_url)).hostname or "?"
+        described = []
+        with self._hook() as hook:
+            self._prepare(hook, targets)
+            for target in targets:
+                try:
+                    with self._open(hook, target) as download:
+                        if not download.uploaded:
+                            raise AirflowFailException(
+                                f"the API answered {download.status_code} with a file instead of writing it to "
+                                "upload_url; nothing was saved"
+                            )
+                except ClearSkyError as error:
+                    raise _api_failure(error, f"uploading {target.kind} via upload_url") from None
+                label = target.guid or target.settings.get("Date")
+                text = f"{target.kind} {label} uploaded to {host} via upload_url (URL redacted)"
+                self.log.info("%s", text)
+                described.append(text)
+        return described if self._returns_list() or len(described) != 1 else described[0]
+
+    # ------------------------------------------------------------------ assets
+
+    def _annotate_outlets(self, context: Context, targets: list[_Target]) -> None:
+        """Put the file URIs and checksums on the asset events of this task's Asset outlets."""
+        if not self.outlets:
+            return
+        try:
+            from airflow.sdk import Asset
+        except ImportError:  # pragma: no cover - every supported Airflow has it
+            return
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        files = [
+            {"uri": t.uri, "sha256": t.result.get("sha256"), "size": t.result.get("size"), "skipped": t.skipped}
+            for t in targets
+        ]
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra["clearsky_files"] = files  # type: ignore[assignment]
+
+
+def _provider_version() -> str:
+    from airflow_provider_clearsky import __version__
+
+    return __version__
+
+
+class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
+    """Download a ClearSKY composite (area and date) to any storage, once, completely.
+
+    :param wkt: the area as WKT (Polygon or MultiPolygon, EPSG:4326), or a path to a ``.wkt`` file
+        (relative to the DAG folder or ``template_searchpath``). Templated.
+    :param geojson: the area as GeoJSON (geometry, Feature or FeatureCollection; dict or text), or a path
+        to a ``.geojson`` file. Templated. Give exactly one of ``wkt`` and ``geojson``.
+    :param date: the image date (``YYYY-MM-DD``, date or datetime). Templated; map it over the dates the
+        availability sensor returns.
+    :param destination: the folder to write to: a local path, ``file://``, ``memory://`` or any fsspec URL
+        Airflow can reach (``s3://conn_id@bucket/prefix``). Templated. Required unless ``upload_url``.
+    :param filename: the file name (templated; may use ``{date}``, ``{model}``, ``{resolution}``,
+        ``{epsg}``, ``{bands}``, ``{kind}``, ``{guid}``, ``{key}``). Default: a deterministic name from the
+        date, model, resolution, projection and a hash of every setting including the area.
+    :param resolution: metres per pixel (10, 20, 40, ... 1280).
+    :param epsg: output projection; 47000 picks the best UTM zone.
+    :param bands: ``"all"``, ``"rgb"``, ``"B8,B4,B3"``, a list, or index expressions like ``"[B8_B4]"``.
+    :param data_type: ``INT16`` or ``UINT8``.
+    :param pixel_selection: ``intersect`` or ``contained``.
+    :param utm_mode: ``combined_utm``, ``single_utm`` or ``single_utm_fully_covered``.
+    :param model: the model (API value, e.g. ``Stratus2``).
+    :param satellite_constellations: constellations of the order to use (default: the model's default set).
+    :param allow_partial: accept an image that covers only part of the area.
+    :param level: processing level 1 (L1C) or 2 (L2A); default: the API's.
+    :param harmonize: harmonised reflectance (default: the API's).
+    :param order_guid: the order the imagery belongs to; recorded in the sidecar, and its attribution
+        notices are copied there.
+    :param overwrite: download again (and pay again) even if a complete file is already there.
+    :param verify_existing: how an existing file is checked before skipping: ``checksum`` (read back and
+        compare SHA-256 with the sidecar; default) or ``size`` (size only; cheaper on remote stores).
+    :param write_stac: also write a STAC 1.0.0 Item ``<file>.stac.json``.
+    :param estimate_first: ask the (free) composite estimate before downloading; its figures go to the
+        sidecar.
+    :param max_processing_units: refuse the download if the estimate exceeds this many processing units
+        (implies ``estimate_first``). Templated.
+    :param upload_url: a signed URL the API writes the file to (201, no body). Secret: masked in logs and
+        rendered fields, never returned. Templated.
+    :param chunk_size: bytes per read from the network.
+    :param clearsky_conn_id: the ClearSKY connection.
+
+    Returns the destination URI (``file:///...`` for local files), or a redacted description in upload
+    mode. Never bytes.
+    """
+
+    _kind_label = "composite"
+    template_fields: Sequence[str] = (
+        "wkt",
+        "geojson",
+        *_ClearSkyDownloadOperator.template_fields,
+        "max_processing_units",
+    )
+    template_ext: Sequence[str] = (".wkt", ".geojson")
+
+    def __init__(
+        self,
+        *,
+        wkt: str | None = None,
+        geojson: str | Mapping[str, Any] | None = None,
+        estimate_first: bool = False,
+        max_processing_units: float | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.wkt = wkt
+        self.geojson = geojson
+        self.estimate_first = estimate_first
+        self.max_processing_units = max_processing_units
+
+    def _targets(self) -> list[_Target]:
+        from airflow_provider_clearsky.models import ImageryRequest
+
+        if self.max_processing_units is not None:
+            self._max_units()  # validate early
+        try:
+            request = ImageryRequest(
+                wkt=self.wkt or None,
+                geo_json=self.geojson or None,
+                **self._settings_kwargs(),
+            )
+        except InvalidRequestError as error:
+            raise _invalid(error) from None
+        return [self._target("composite", request)]
+
+    def _max_units(self) -> float | None:
+        value = self.max_processing_units
+        if value is None or value == "":
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if math.isnan(number) or number < 0:
+            raise AirflowFailException(f"max_processing_units: must be a number >= 0, not {value!r}")
+        return number
+
+    def _check_limits(self, targets: list[_Target], account: AccountInfo) -> None:
+        super()._check_limits(targets, account)
+        limit = account.max_composite_area_km2
+        if limit is None:
+            return
+        for target in targets:
+            geometry = target.settings.get("GeoJson") or self._geometry_of(target)
+            area = meta.area_km2(geometry) if geometry else 0.0
+            if area > limit:
+                raise AirflowFailException(
+                    f"wkt/geojson: the area is about {area:,.1f} km² but the account allows "
+                    f"MaxCompositeAreaKm2={limit:,.0f} per composite; split the area into smaller parts"
+                )
+
+    def _estimate(self, hook: ClearSkyHook, target: _Target, account: AccountInfo) -> CompositeEstimate | None:
+        ceiling = self._max_units()
+        if not self.estimate_first and ceiling is None:
+            return None
+        try:
+            estimate = hook.estimate_composite(target.request)
+        except ClearSkyError as error:
+            raise _api_failure(error, "estimating the composite") from None
+        units, area = estimate.credit_estimate, estimate.area_estimate_km2
+        self.log.info("Composite estimate: %s processing units for %s km²", units, area)
+        if ceiling is not None:
+            if units is None:
+                raise AirflowFailException(
+                    "max_processing_units is set but the estimate returned no CreditEstimate; not downloading"
+                )
+            if units > ceiling:
+                raise AirflowFailException(
+                    f"max_processing_units: the download would cost {units:g} processing units, above the "
+                    f"limit of {ceiling:g}; raise max_processing_units or reduce the area/resolution. Nothing was "
+                    "downloaded or paid."
+                )
+        limit = account.max_composite_area_km2
+        if area is not None and limit is not None and area > limit:
+            raise AirflowFailException(
+                f"wkt/geojson: the estimate puts the area at {area:,.1f} km², above MaxCompositeAreaKm2={limit:,.0f}; "
+                "split the area into smaller parts"
+            )
+        balance = account.credit_amount
+        if units is not None and balance is not None and units > balance + (account.credit_limit or 0):
+            raise AirflowFailException(
+                f"the download needs {units:g} processing units but the account has {balance:g} left; top up "
+                "processing units or reduce the area/resolution"
+            )
+        return estimate
+
+
+class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
+    """Download ClearSKY tiles and minitiles by GUID (grid-aligned), with the same guarantees as the
+    composite download: streamed, atomic, never twice, sidecar and STAC beside each file.
+
+    :param tile_guid: one tile GUID or a list of them. Templated.
+    :param mini_tile_guid: one minitile GUID or a list of them. Templated.
+
+    Give ``tile_guid``, ``mini_tile_guid`` or both. Every other argument is as for
+    :class:`ClearSkyDownloadCompositeOperator` (except the area, the estimate and ``max_processing_units``:
+    the API has no estimate for tiles). Returns one URI for one GUID given as a string, else a list of URIs
+    in the order given (tiles first, then minitiles).
+    """
+
+    _kind_label = "tile"
+    template_fields: Sequence[str] = ("tile_guid", "mini_tile_guid", *_ClearSkyDownloadOperator.template_fields)
+
+    def __init__(
+        self,
+        *,
+        tile_guid: str | Sequence[str] | None = None,
+        mini_tile_guid: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tile_guid = tile_guid
+        self.mini_tile_guid = mini_tile_guid
+
+    @staticmethod
+    def _guids(value: str | Sequence[str] | None) -> list[str]:
+        if value is None or value == "":
+            return []
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return [str(item) for item in value]
+
+    def _returns_list(self) -> bool:
+        given = [v for v in (self.tile_guid, self.mini_tile_guid) if v]
+        return not (len(given) == 1 and isinstance(given[0], str) and "," not in given[0])
+
+    def _targets(self) -> list[_Target]:
+        from airflow_provider_clearsky.models import GridImageryRequest
+
+        wanted = [("tile", g) for g in self._guids(self.tile_guid)]
+        wanted += [("minitile", g) for g in self._guids(self.mini_tile_guid)]
+        if not wanted:
+            raise AirflowFailException("tile_guid / mini_tile_guid: give at least one tile or minitile GUID")
+        targets = []
+        for kind, guid in wanted:
+            argument = "tile_guid" if kind == "tile" else "mini_tile_guid"
+            try:
+                request = GridImageryRequest(**{argument: guid}, **self._settings_kwargs())
+            except InvalidRequestError as error:
+                raise _invalid(error, f"invalid download settings for {argument} {guid!r}") from None
+            targets.append(self._target(kind, request, guid=request.tile_guid or request.mini_tile_guid))
+        return targets
