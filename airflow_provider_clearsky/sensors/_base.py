@@ -1,0 +1,179 @@
+"""What the ClearSKY sensors share: the three ways to wait, fail-fast rules, and trigger events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_clearsky._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    BaseTrigger,
+    PokeReturnValue,
+    default_deferrable,
+)
+from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
+from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+from airflow_provider_clearsky.triggers._polling import is_transient
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Extra time Airflow's own deferral timeout allows after the trigger's deadline (a backstop only: the
+#: trigger fires its own ``timeout`` event first, which is what makes ``soft_fail`` skip).
+DEFERRAL_GRACE = dt.timedelta(minutes=5)
+
+
+class ClearSkyWaitFailed(AirflowFailException):
+    """The thing waited for will never happen (order canceled/denied, imagery expired or not ordered).
+
+    Fails the task without retries, and is never turned into a skip by ``soft_fail`` (that is for timeouts).
+    """
+
+
+class ClearSkyBaseSensor(BaseSensorOperator):
+    """Base of the ClearSKY sensors: poke, reschedule or deferrable, with the provider's failure rules.
+
+    * ``deferrable`` (default ``[operators] default_deferrable``): one check on the worker, then the wait
+      moves to the triggerer; ``mode`` is then irrelevant.
+    * Terminal business failures raise :class:`ClearSkyWaitFailed` at once (no retries, no skip).
+    * Transient API errors (429, 5xx, timeouts, dropped connections), left after the hook's own retries, are
+      logged and the wait goes on; authentication errors and bad input fail at once.
+    * ``timeout`` + ``soft_fail``: the task is skipped on timeout, and only on timeout.
+    * ``exponential_backoff`` (default True here) grows the interval between checks up to ``max_wait``
+      (default one hour), in every mode.
+    """
+
+    ui_color = "#c9e4f6"
+
+    def __init__(
+        self,
+        *,
+        clearsky_conn_id: str = ClearSkyHook.default_conn_name,
+        deferrable: bool | None = None,
+        poke_interval: float = 300,
+        exponential_backoff: bool = True,
+        max_wait: dt.timedelta | float | None = dt.timedelta(hours=1),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            poke_interval=poke_interval, exponential_backoff=exponential_backoff, max_wait=max_wait, **kwargs
+        )
+        self.clearsky_conn_id = clearsky_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+
+    @cached_property
+    def hook(self) -> ClearSkyHook:
+        return ClearSkyHook(self.clearsky_conn_id)
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def _trigger(self, deadline: float) -> BaseTrigger:
+        raise NotImplementedError
+
+    def _poll_settings(self) -> dict[str, float]:
+        """Trigger arguments ``poll_interval``, ``max_poll_interval`` and ``backoff_factor`` from the sensor's."""
+        interval = float(self.poke_interval)
+        if not self.exponential_backoff:
+            return {"poll_interval": interval, "max_poll_interval": interval, "backoff_factor": 1.0}
+        cap = self.max_wait.total_seconds() if self.max_wait else interval * 16
+        return {"poll_interval": interval, "max_poll_interval": max(cap, interval), "backoff_factor": 2.0}
+
+    # ------------------------------------------------------------------ waiting
+
+    def execute(self, context: Context) -> Any:
+        if self.deferrable:
+            # One check first: no trip through the triggerer when the wait is already over.
+            done = self.poke(context)
+            if isinstance(done, PokeReturnValue):
+                if done.is_done:
+                    return done.xcom_value
+            elif done:
+                return None
+            deadline = time.time() + float(self.timeout)
+            self.log.info("Deferring; the triggerer checks every %s s from now on", self.poke_interval)
+            self.defer(
+                trigger=self._trigger(deadline),
+                method_name="execute_complete",
+                timeout=dt.timedelta(seconds=float(self.timeout)) + DEFERRAL_GRACE,
+            )
+        try:
+            return super().execute(context)
+        except AirflowSkipException as skip:
+            raise self._not_a_skip(skip) from skip.__cause__
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as skip:
+            raise self._not_a_skip(skip) from skip.__cause__
+
+    def _not_a_skip(self, skip: AirflowSkipException) -> BaseException:
+        """Airflow's soft_fail turns any failure into a skip; this provider skips on timeouts only."""
+        cause = skip.__cause__
+        if self.never_fail or cause is None or isinstance(cause, AirflowSensorTimeout):
+            return skip
+        if type(cause).__name__ == "TaskDeferralTimeout":
+            return skip
+        return cause
+
+    def call_api(self, what: str, call: Any, *args: Any) -> Any:
+        """Run one hook call for a poke: transient errors mean "not yet", fatal ones fail the task."""
+        try:
+            return call(*args)
+        except InvalidRequestError as error:
+            raise AirflowFailException(f"{what}: {error}") from None
+        except ClearSkyError as error:
+            if is_transient(error):
+                self.log.warning("%s failed (%s); trying again at the next check", what, error)
+                return None
+            raise AirflowFailException(f"{what}: {error}") from None
+
+    def finish(self, event: dict[str, Any] | None) -> dict[str, Any]:
+        """Turn a trigger event into failure, timeout or success (returns the event on success)."""
+        if not event or "status" not in event:
+            raise AirflowException(f"unexpected trigger event: {event!r}")
+        status = event["status"]
+        message = str(event.get("message") or status)
+        if status == "success":
+            self.log.info("%s", message)
+            return event
+        if status == "failure":
+            raise ClearSkyWaitFailed(message)
+        if status == "timeout":
+            if self.soft_fail:
+                raise AirflowSkipException(f"{message} (soft_fail: skipped)")
+            raise AirflowSensorTimeout(message)
+        if event.get("retryable", True):
+            raise AirflowException(message)
+        raise AirflowFailException(message)
+
+
+def as_list(value: Any) -> list[Any] | None:
+    """A templated list that may arrive rendered as text: JSON list, comma-separated, or one item."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            import json
+
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError:
+                import ast
+
+                parsed = ast.literal_eval(text)
+            return list(parsed)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, (Sequence, set, frozenset, tuple)):
+        return list(value)
+    return [value]

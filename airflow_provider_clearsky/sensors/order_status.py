@@ -1,0 +1,103 @@
+"""``ClearSkyOrderStatusSensor``: wait until a ClearSKY order reaches a target status."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnValue
+from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed, as_list
+from airflow_provider_clearsky.triggers.order_status import (
+    FAILURE,
+    SUCCESS,
+    ClearSkyOrderStatusTrigger,
+    order_outcome,
+    order_record,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
+    """Waits until a ClearSKY order reaches a target status; returns the order as small JSON.
+
+    By default the wait ends at ``Completed`` for a historical order and ``UpToDate`` for a recurring one
+    (decided from the order's ``To``). A terminal business failure (``Canceled``, a denial) fails the task
+    at once, without retries, with the order GUID and status in the message.
+
+    Poke, reschedule or deferrable (default ``[operators] default_deferrable``). Deferred sensors of one
+    connection share one order-list request per poll interval in the triggerer.
+
+    :param order_guid: the order's GUID (templated), e.g. ``{{ ti.xcom_pull('create_order')['guid'] }}``.
+    :param target_statuses: statuses that end the wait (templated); default Completed/UpToDate by order type.
+    :param clearsky_conn_id: the ClearSKY connection.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poke_interval: seconds between checks at first (default 300); grows with ``exponential_backoff``
+        up to ``max_wait`` (default one hour).
+    :param timeout: seconds before giving up (Airflow's sensor ``timeout``); with ``soft_fail`` the task is
+        then skipped.
+
+    Returns (XCom) the order record: ``TaskOrderGuid``, ``OrderingProcessStatus``, ``Model``, ``From``,
+    ``To``, ``SatelliteConstellations``, ``ImageFrequency``, ``ReferenceDate``, ``StorageMonths``, ...
+    """
+
+    template_fields: Sequence[str] = ("order_guid", "target_statuses")
+
+    def __init__(
+        self,
+        *,
+        order_guid: str,
+        target_statuses: Collection[str] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.order_guid = order_guid
+        self.target_statuses = target_statuses
+
+    def _guid(self) -> str:
+        guid = str(self.order_guid or "").strip()
+        if not guid:
+            raise AirflowFailException(
+                "order_guid is empty: pass the order's GUID, e.g. from the create-order task's XCom"
+            )
+        return guid
+
+    def _targets(self) -> list[str] | None:
+        try:
+            targets = as_list(self.target_statuses)
+        except (ValueError, SyntaxError):
+            raise AirflowFailException(
+                f"target_statuses must be a list of statuses such as ['Completed'], got {self.target_statuses!r}"
+            ) from None
+        return [str(status).strip() for status in targets if str(status).strip()] if targets else None
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        guid = self._guid()
+        order = self.call_api(f"Reading ClearSKY order {guid}", self.hook.get_order, guid)
+        if order is None:
+            return False
+        outcome = order_outcome(order, self._targets())
+        if outcome is None:
+            self.log.info("ClearSKY order %s is %s; waiting", guid, order.status)
+            return False
+        status, message = outcome
+        if status == FAILURE:
+            raise ClearSkyWaitFailed(message)
+        assert status == SUCCESS
+        self.log.info("%s (%s)", message, self.hook.settings.order_url(order.guid))
+        return PokeReturnValue(is_done=True, xcom_value=order_record(order))
+
+    def _trigger(self, deadline: float) -> ClearSkyOrderStatusTrigger:
+        return ClearSkyOrderStatusTrigger(
+            order_guid=self._guid(),
+            clearsky_conn_id=self.clearsky_conn_id,
+            target_statuses=self._targets(),
+            deadline=deadline,
+            **self._poll_settings(),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Runs on a fresh instance when the trigger fires: everything needed is in ``event``."""
+        finished = self.finish(event)
+        return finished.get("order")

@@ -1,0 +1,185 @@
+"""``ClearSkyOrderStatusTrigger``: waits in the triggerer until an order reaches a target status.
+
+Also home of the status rules shared with the sensor's poke mode (:func:`order_outcome`, :func:`order_record`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Collection
+from typing import Any
+
+from airflow_provider_clearsky._compat import BaseTrigger, TriggerEvent
+from airflow_provider_clearsky.exceptions import ClearSkyError
+from airflow_provider_clearsky.models import OrderStatus, TaskOrder, is_failed_status
+from airflow_provider_clearsky.triggers._polling import (
+    Backoff,
+    OrderWaiter,
+    is_fatal,
+    order_subscription,
+    seconds_left,
+)
+
+SUCCESS = "success"
+FAILURE = "failure"
+TIMEOUT = "timeout"
+ERROR = "error"
+
+# The small, JSON-safe part of an order returned to XCom (no AOI WKT or tile lists: they can be large).
+_RECORD_FIELDS = (
+    "task_order_guid",
+    "ordering_process_status",
+    "model",
+    "satellite_constellations",
+    "date_from",
+    "date_to",
+    "reference_date",
+    "image_frequency",
+    "storage_months",
+    "api_requests",
+    "task_order_area_km2",
+    "billing_cycle",
+    "created_date",
+)
+
+
+def order_record(order: TaskOrder) -> dict[str, Any]:
+    """The order as small JSON with the API's field names (``TaskOrderGuid``, ``OrderingProcessStatus``, ...)."""
+    record: dict[str, Any] = order.model_dump(mode="json", by_alias=True, include=set(_RECORD_FIELDS))
+    return record
+
+
+def target_statuses_for(order: TaskOrder, target_statuses: Collection[str] | None) -> set[str]:
+    """The statuses that end the wait: the caller's, else Completed (historical) or UpToDate (recurring)."""
+    if target_statuses:
+        return {status.lower() for status in target_statuses}
+    default = OrderStatus.UP_TO_DATE if order.is_recurring else OrderStatus.COMPLETED
+    return {default.value.lower()}
+
+
+def order_outcome(order: TaskOrder, target_statuses: Collection[str] | None) -> tuple[str, str] | None:
+    """``(SUCCESS | FAILURE, message)`` when the wait is over, None while it goes on.
+
+    A target status wins over failure, so a caller may wait for ``Canceled`` on purpose.
+    """
+    targets = target_statuses_for(order, target_statuses)
+    status = order.status
+    if status.lower() in targets:
+        return SUCCESS, f"ClearSKY order {order.guid} reached status {status}"
+    if is_failed_status(status):
+        return FAILURE, (
+            f"ClearSKY order {order.guid} ended with status {status}; it will not reach "
+            f"{' or '.join(sorted(targets))}. Check the order in the ClearSKY dashboard."
+        )
+    return None
+
+
+class ClearSkyOrderStatusTrigger(BaseTrigger):
+    """Waits until order ``order_guid`` reaches one of ``target_statuses`` (default by order type).
+
+    Triggers of one connection in one triggerer share one order-list request per poll interval and one
+    connection pool. Yields exactly one event, a dict with ``status`` (``success``, ``failure``, ``timeout``
+    or ``error``), ``order_guid``, ``order_status``, ``order`` (the small record on success/failure),
+    ``message`` and ``retryable`` (errors only).
+
+    :param order_guid: the order's ``TaskOrderGuid``.
+    :param clearsky_conn_id: the connection.
+    :param target_statuses: statuses that end the wait; None for the default (Completed/UpToDate).
+    :param deadline: wall-clock deadline (``time.time()`` seconds); a ``timeout`` event fires then.
+    :param poll_interval: first seconds between polls.
+    :param max_poll_interval: cap of the interval as it grows by ``backoff_factor``.
+    :param backoff_factor: growth of the interval after each poll (1 = constant).
+    """
+
+    def __init__(
+        self,
+        *,
+        order_guid: str,
+        clearsky_conn_id: str = "clearsky_default",
+        target_statuses: list[str] | None = None,
+        deadline: float | None = None,
+        poll_interval: float = 300.0,
+        max_poll_interval: float | None = None,
+        backoff_factor: float = 1.0,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.order_guid = order_guid
+        self.clearsky_conn_id = clearsky_conn_id
+        self.target_statuses = list(target_statuses) if target_statuses else None
+        self.deadline = deadline
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = float(max_poll_interval) if max_poll_interval is not None else None
+        self.backoff_factor = float(backoff_factor)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "order_guid": self.order_guid,
+                "clearsky_conn_id": self.clearsky_conn_id,
+                "target_statuses": self.target_statuses,
+                "deadline": self.deadline,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "backoff_factor": self.backoff_factor,
+            },
+        )
+
+    def _event(self, status: str, message: str, order: TaskOrder | None = None, **extra: Any) -> dict[str, Any]:
+        return {
+            "status": status,
+            "order_guid": self.order_guid,
+            "order_status": order.status if order is not None else None,
+            "order": order_record(order) if order is not None else None,
+            "message": message,
+            **extra,
+        }
+
+    def _timeout_event(self, last: TaskOrder | None) -> dict[str, Any]:
+        seen = f"; last status {last.status}" if last is not None else ""
+        return self._event(
+            TIMEOUT, f"timed out waiting for ClearSKY order {self.order_guid}{seen}", last, retryable=False
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The subscription is released before the event is yielded, so nothing is left behind whatever the
+        # triggerer does with the generator afterwards.
+        event = await self._wait()
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+    async def _wait(self) -> dict[str, Any]:
+        remaining = seconds_left(self.deadline)
+        if remaining is not None and remaining <= 0:
+            return self._timeout_event(None)
+        backoff = Backoff(self.poll_interval, self.backoff_factor, self.max_poll_interval)
+        waiter = OrderWaiter(self.order_guid, backoff)
+        seen: list[TaskOrder] = []
+        try:
+            async with order_subscription(self.clearsky_conn_id, waiter):
+                return await asyncio.wait_for(self._watch(waiter, seen), remaining)
+        except asyncio.TimeoutError:
+            return self._timeout_event(seen[-1] if seen else None)
+        except ClearSkyError as error:
+            return self._event(ERROR, f"ClearSKY order {self.order_guid}: {error}", retryable=not is_fatal(error))
+        except Exception as error:
+            return self._event(
+                ERROR, f"ClearSKY order {self.order_guid}: {type(error).__name__}: {error}", retryable=True
+            )
+
+    async def _watch(self, waiter: OrderWaiter, seen: list[TaskOrder]) -> dict[str, Any]:
+        started = time.monotonic()
+        while True:
+            order = await waiter.next()
+            if not seen or seen[-1].status != order.status:
+                self.log.info(
+                    "ClearSKY order %s is %s (after %.0f s)",
+                    self.order_guid,
+                    order.status or "?",
+                    time.monotonic() - started,
+                )
+            seen[:] = [order]
+            outcome = order_outcome(order, self.target_statuses)
+            if outcome is not None:
+                status, message = outcome
+                return self._event(status, message, order)
