@@ -14,25 +14,21 @@ import contextlib
 import hmac
 import json
 import logging
-import math
 import socket
 import struct
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
-import shapely
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import errors, geo, grid
-from .config import AccountConfig
 from .errors import ApiError, validation_error
-from .faults import FaultRule, parse_fault_spec
+from .faults import FaultRule
 from .schemas import (
     AoiBody,
     DetailsBody,
@@ -179,7 +175,9 @@ async def _drain(receive: Receive) -> None:
             return
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     raw = json.dumps(body).encode()
     hdrs = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(raw)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])})
@@ -225,7 +223,11 @@ class EmulatorASGI:
                 await _send_json(
                     logging_send,
                     401,
-                    {"Succeeded": False, "Error": {"Message": "API key is missing or unknown (send x-api-key).", "Code": 401}, "Data": None},
+                    {
+                        "Succeeded": False,
+                        "Error": {"Message": "API key is missing or unknown (send x-api-key).", "Code": 401},
+                        "Data": None,
+                    },
                 )
                 return
             scope["clearsky.api_key"] = key
@@ -265,14 +267,18 @@ class EmulatorASGI:
         cfg = self.emulator.config
         msg = f"Max concurrent requests reached (MaxConcurrentConnections = {limit})."
         if cfg.concurrency_error == 1003:
-            await _send_json(send, 400, {"Succeeded": False, "Error": {"Message": msg, "Code": errors.CONCURRENCY}, "Data": None})
+            await _send_json(
+                send, 400, {"Succeeded": False, "Error": {"Message": msg, "Code": errors.CONCURRENCY}, "Data": None}
+            )
             return
         hdrs = []
         if cfg.concurrency_retry_after is not None:
             hdrs.append((b"retry-after", str(cfg.concurrency_retry_after).encode()))
         await _send_json(send, 429, {"Succeeded": False, "Error": {"Message": msg, "Code": 429}, "Data": None}, hdrs)
 
-    async def _fault(self, fault: FaultRule, scope: Scope, receive: Receive, send: Send, transport: asyncio.Transport | None) -> None:
+    async def _fault(
+        self, fault: FaultRule, scope: Scope, receive: Receive, send: Send, transport: asyncio.Transport | None
+    ) -> None:
         kind = fault.kind
         if kind == "status":
             await _drain(receive)
@@ -282,7 +288,12 @@ class EmulatorASGI:
                 ra = fault.retry_after
                 hdrs.append((b"retry-after", (str(int(ra)) if float(ra).is_integer() else str(ra)).encode()))
             text = "Too many requests." if status == 429 else "Internal server error."
-            await _send_json(send, status, {"Succeeded": False, "Error": {"Message": f"{text} (injected fault)", "Code": status}, "Data": None}, hdrs)
+            await _send_json(
+                send,
+                status,
+                {"Succeeded": False, "Error": {"Message": f"{text} (injected fault)", "Code": status}, "Data": None},
+                hdrs,
+            )
             return
         if kind == "latency":
             await asyncio.sleep(fault.delay if fault.delay is not None else 1.0)
@@ -345,7 +356,9 @@ class EmulatorASGI:
                     return
                 for i in range(0, len(body), chunk):
                     last = i + chunk >= len(body)
-                    await send({"type": "http.response.body", "body": body[i : i + chunk], "more_body": more or not last})
+                    await send(
+                        {"type": "http.response.body", "body": body[i : i + chunk], "more_body": more or not last}
+                    )
                     if not last or more:
                         await asyncio.sleep(delay)
 
@@ -356,7 +369,9 @@ class EmulatorASGI:
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         cfg = self.emulator.config
         if not cfg.admin:
-            await _send_json(send, 404, {"Succeeded": False, "Error": {"Message": "Not found.", "Code": 404}, "Data": None})
+            await _send_json(
+                send, 404, {"Succeeded": False, "Error": {"Message": "Not found.", "Code": 404}, "Data": None}
+            )
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if cfg.admin_token is not None:
@@ -365,7 +380,15 @@ class EmulatorASGI:
             client = scope.get("client") or ("", 0)
             allowed = client[0] in ("127.0.0.1", "::1", "localhost")
         if not allowed:
-            await _send_json(send, 401, {"Succeeded": False, "Error": {"Message": "Admin token required (x-admin-token).", "Code": 401}, "Data": None})
+            await _send_json(
+                send,
+                401,
+                {
+                    "Succeeded": False,
+                    "Error": {"Message": "Admin token required (x-admin-token).", "Code": 401},
+                    "Data": None,
+                },
+            )
             return
         await self.app(scope, receive, send)
 
@@ -433,14 +456,17 @@ def build_app(emulator: Emulator) -> EmulatorASGI:
     async def create(request: Request) -> JSONResponse:
         body = await parse_body(request, OrderBody)
         q = query(request)
-        auto = (q.get("automaticorderguid") or [None])[-1]
+        auto_values = q.get("automaticorderguid")
+        auto = auto_values[-1] if auto_values else None
         return ok(store.create(api_key_of(request), body, now(), auto))
 
     @app.get("/api/tasking/orders")
     @app.get("/api/satelliteimages/process/tasking/orders")
     async def list_orders(request: Request) -> JSONResponse:
         q = query(request)
-        orders = store.list_orders(api_key_of(request), now(), query_bool(q, "recurringOnly"), query_bool(q, "getExpired"))
+        orders = store.list_orders(
+            api_key_of(request), now(), query_bool(q, "recurringOnly"), query_bool(q, "getExpired")
+        )
         return ok({"TaskOrders": orders})
 
     @app.post("/api/tasking/orders/details")
@@ -461,7 +487,8 @@ def build_app(emulator: Emulator) -> EmulatorASGI:
     @app.delete("/api/tasking/orders/cancel")
     async def cancel(request: Request) -> JSONResponse:
         q = query(request)
-        guid = (q.get("taskorderguid") or [None])[-1]
+        guid_values = q.get("taskorderguid")
+        guid = guid_values[-1] if guid_values else None
         return ok(store.cancel(api_key_of(request), guid, now()))
 
     # ---- availability
@@ -539,7 +566,12 @@ def _aoi(body: AoiBody) -> Any:
 
 
 def _tile_entry(cell: grid.Cell) -> dict[str, Any]:
-    return {"Guid": cell.guid, "MiniTile": cell.is_mini, "Epsg": str(cell.epsg), "DataGeogWkt": geo.to_wkt(cell.geometry)}
+    return {
+        "Guid": cell.guid,
+        "MiniTile": cell.is_mini,
+        "Epsg": str(cell.epsg),
+        "DataGeogWkt": geo.to_wkt(cell.geometry),
+    }
 
 
 def _cells(guids: list[str], mini: bool, fieldname: str) -> list[grid.Cell]:
@@ -547,7 +579,9 @@ def _cells(guids: list[str], mini: bool, fieldname: str) -> list[grid.Cell]:
     for g in guids:
         cell = grid.parse_guid(g)
         if cell is None or cell.is_mini != mini:
-            raise errors.not_found(f"Unknown {'minitile' if mini else 'tile'} '{g}'.", {fieldname: [f"Unknown GUID '{g}'."]})
+            raise errors.not_found(
+                f"Unknown {'minitile' if mini else 'tile'} '{g}'.", {fieldname: [f"Unknown GUID '{g}'."]}
+            )
         out.append(cell)
     return out
 
@@ -561,7 +595,9 @@ def _search_tiles(body: TileSearchBody) -> dict[str, Any]:
         body.TileGuidForMiniTiles is not None,
     ]
     if sum(modes) != 1:
-        raise validation_error({"Wkt": ["Specify exactly one of Wkt, GeoJson, TileGuids, MiniTileGuids or TileGuidForMiniTiles."]})
+        raise validation_error(
+            {"Wkt": ["Specify exactly one of Wkt, GeoJson, TileGuids, MiniTileGuids or TileGuidForMiniTiles."]}
+        )
     if body.TileGuids:
         return {"Tiles": [_tile_entry(c) for c in _cells(body.TileGuids, False, "TileGuids")]}
     if body.MiniTileGuids:
@@ -667,10 +703,7 @@ def _admin_routes(app: FastAPI, emulator: Emulator) -> None:
     async def faults_post(request: Request) -> JSONResponse:
         data = await _json(request)
         try:
-            if "spec" in data:
-                rule = control.add_fault_spec(str(data["spec"]))
-            else:
-                rule = control.add_fault(**data)
+            rule = control.add_fault_spec(str(data["spec"])) if "spec" in data else control.add_fault(**data)
         except (TypeError, ValueError) as exc:
             raise validation_error({"spec": [str(exc)]}) from exc
         return ok(rule)
@@ -684,4 +717,3 @@ def _admin_routes(app: FastAPI, emulator: Emulator) -> None:
     async def reset() -> JSONResponse:
         control.reset()
         return ok(None)
-

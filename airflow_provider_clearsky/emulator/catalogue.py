@@ -77,7 +77,7 @@ def tiered_cost(quantity_km2_months: float, rates: tuple[float, ...], factor: fl
     spent = already_spent
     cost = 0.0
     lo = 0.0
-    for rate, hi in zip(rates, SPEND_TIER_BOUNDS):
+    for rate, hi in zip(rates, SPEND_TIER_BOUNDS, strict=False):
         if remaining <= 0:
             break
         if spent >= hi:

@@ -43,8 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help=f"an accepted x-api-key; repeatable (default: the demo key {DEMO_API_KEY})",
     )
-    p.add_argument("--euro-credits", type=float, default=10_000.0, help="initial order credits (EUR) per key (default 10000)")
-    p.add_argument("--processing-units", type=float, default=10_000.0, help="initial processing units per key (default 10000)")
+    p.add_argument(
+        "--euro-credits", type=float, default=10_000.0, help="initial order credits (EUR) per key (default 10000)"
+    )
+    p.add_argument(
+        "--processing-units", type=float, default=10_000.0, help="initial processing units per key (default 10000)"
+    )
     p.add_argument("--euro-credit-limit", type=int, default=0, help="order-credit overdraft limit per key (default 0)")
     p.add_argument("--max-concurrent", type=int, default=4, help="MaxConcurrentConnections per key (default 4)")
     p.add_argument("--max-area-km2", type=int, default=10_000, help="MaxCompositeAreaKm2 per key (default 10000)")
@@ -55,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="orders start in Review for --review-duration instead of being accepted at creation",
     )
     p.add_argument("--auto-deny", action="store_true", help="deny every order after review (invented status 'Denied')")
-    p.add_argument("--review-duration", type=_duration, default=timedelta(hours=1), help="emulated time in Review (default 1h)")
-    p.add_argument("--preparing-duration", type=_duration, default=timedelta(minutes=30), help="time in Preparing (default 30m)")
+    p.add_argument(
+        "--review-duration", type=_duration, default=timedelta(hours=1), help="emulated time in Review (default 1h)"
+    )
+    p.add_argument(
+        "--preparing-duration", type=_duration, default=timedelta(minutes=30), help="time in Preparing (default 30m)"
+    )
     p.add_argument(
         "--processing-duration",
         type=_duration,
@@ -75,9 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="require this value in x-admin-token for the admin endpoints (default: loopback clients only)",
     )
-    p.add_argument("--clock-speed", type=float, default=1.0, help="emulated seconds per real second (default 1; 0 freezes)")
+    p.add_argument(
+        "--clock-speed", type=float, default=1.0, help="emulated seconds per real second (default 1; 0 freezes)"
+    )
     p.add_argument("--start-time", type=_iso, default=None, help="emulated start time, ISO-8601 (default: now, UTC)")
-    p.add_argument("--state-file", default=None, help="SQLite file keeping orders, balances and the clock across restarts")
+    p.add_argument(
+        "--state-file", default=None, help="SQLite file keeping orders, balances and the clock across restarts"
+    )
     p.add_argument(
         "--fault",
         action="append",
@@ -95,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer to requests beyond MaxConcurrentConnections: HTTP 429 or HTTP 400 with code 1003 (default 429)",
     )
     p.add_argument("--concurrency-retry-after", type=int, default=None, help="add Retry-After: N to concurrency 429s")
-    p.add_argument("--no-bearer", action="store_true", help="do not accept 'Authorization: Bearer KEY' (x-api-key only)")
+    p.add_argument(
+        "--no-bearer", action="store_true", help="do not accept 'Authorization: Bearer KEY' (x-api-key only)"
+    )
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -150,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"clearsky-emulator: error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
     from .server import EmulatorServer
 
     server = EmulatorServer(config)

@@ -116,7 +116,7 @@ class Control:
         status: int | None = None,
         retry_after: float | None = None,
         delay: float | None = None,
-        bytes: int | None = None,  # noqa: A002 - mirrors the spec key
+        bytes: int | None = None,
         chunk: int | None = None,
     ) -> dict[str, Any]:
         rule = FaultRule(kind, path, method, times, status, retry_after, delay, bytes, chunk)

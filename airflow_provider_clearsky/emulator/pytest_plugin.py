@@ -50,10 +50,10 @@ def clearsky_emulator_server() -> Iterator[EmulatorHandle]:
 
 
 @pytest.fixture
-def clearsky_emulator(clearsky_emulator_server: EmulatorHandle) -> Iterator[EmulatorHandle]:
+def clearsky_emulator(clearsky_emulator_server: EmulatorHandle) -> EmulatorHandle:
     """The session emulator, reset to its start-up state before the test."""
     clearsky_emulator_server.control.reset()
-    yield clearsky_emulator_server
+    return clearsky_emulator_server
 
 
 @pytest.fixture

@@ -333,7 +333,13 @@ class Store:
         order.charged += cost
         order.paid_through = month
         self.charges.append(
-            {"kind": "renewal", "key": order.key, "order": order.guid, "eur": round(cost, 6), "at": iso_z(midnight(month))}
+            {
+                "kind": "renewal",
+                "key": order.key,
+                "order": order.guid,
+                "eur": round(cost, 6),
+                "at": iso_z(midnight(month)),
+            }
         )
 
     def _billed_area(self, order: Order) -> float:
@@ -346,7 +352,16 @@ class Store:
         acct = self.accounts[order.key]
         acct.euro_credit_amount += order.charged
         acct.add_spend(order.created.date(), -order.charged)
-        self.charges.append({"kind": "refund", "key": order.key, "order": order.guid, "eur": round(-order.charged, 6), "at": iso_z(at), "why": why})
+        self.charges.append(
+            {
+                "kind": "refund",
+                "key": order.key,
+                "order": order.guid,
+                "eur": round(-order.charged, 6),
+                "at": iso_z(at),
+                "why": why,
+            }
+        )
         order.charged = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -414,14 +429,15 @@ class Store:
         if modes != 1:
             err(
                 "Wkt",
-                "Specify exactly one area of interest: Wkt, GeoJson, or TileGuids/MiniTileGuids "
-                f"({modes} given).",
+                f"Specify exactly one area of interest: Wkt, GeoJson, or TileGuids/MiniTileGuids ({modes} given).",
             )
         model = catalogue.find_model(body.Model)
         if not body.Model:
             err("Model", "'Model' must not be empty.")
         elif model is None:
-            err("Model", f"Unknown model '{body.Model}'. Known: {', '.join(m.name for m in catalogue.MODELS.values())}.")
+            err(
+                "Model", f"Unknown model '{body.Model}'. Known: {', '.join(m.name for m in catalogue.MODELS.values())}."
+            )
         constellations: list[str] = []
         if not body.SatelliteConstellations:
             err("SatelliteConstellations", "'SatelliteConstellations' must not be empty.")
@@ -477,8 +493,11 @@ class Store:
                         cells.append(cell)
         if errs:
             raise validation_error(errs)
-        assert model is not None and body.From is not None
-        assert body.StorageMonths is not None and body.ApiRequests is not None and body.ImageFrequency is not None
+        assert model is not None
+        assert body.From is not None
+        assert body.StorageMonths is not None
+        assert body.ApiRequests is not None
+        assert body.ImageFrequency is not None
 
         if aois:
             raw = [geo.geodesic_area_km2(a) for a in aois]
@@ -641,7 +660,9 @@ class Store:
             acct.euro_credit_amount -= cost
             acct.add_spend(now.date(), cost)
             self.orders[order.guid] = order
-            self.charges.append({"kind": "order", "key": key, "order": order.guid, "eur": round(cost, 6), "at": iso_z(now)})
+            self.charges.append(
+                {"kind": "order", "key": key, "order": order.guid, "eur": round(cost, 6), "at": iso_z(now)}
+            )
             self.save(now)
             return self.order_payload(order, now, details=True)
 
@@ -696,7 +717,9 @@ class Store:
                 else:
                     out.append(self.order_payload(o, now, details=True))
             if missing:
-                raise errors.not_found("Task order not found.", {"Guids": [f"Unknown task order '{g}'." for g in missing]})
+                raise errors.not_found(
+                    "Task order not found.", {"Guids": [f"Unknown task order '{g}'." for g in missing]}
+                )
             return out
 
     def cancel(self, key: str, guid: str | None, now: datetime) -> dict[str, Any]:
@@ -724,7 +747,11 @@ class Store:
                     errors.DOMAIN_RULE,
                     f"Task order {o.guid} has been accepted ({status}); historical orders cannot be "
                     "cancelled after acceptance.",
-                    {"taskOrderGuid": ["Only orders in Review, or the next renewal of a recurring order, can be cancelled."]},
+                    {
+                        "taskOrderGuid": [
+                            "Only orders in Review, or the next renewal of a recurring order, can be cancelled."
+                        ]
+                    },
                 )
             self.save(now)
             return self.order_payload(o, now, details=True)
@@ -752,7 +779,9 @@ class Store:
             out.append(o)
         return out
 
-    def search_available(self, key: str, aoi: BaseGeometry, start: date, until: date | None, now: datetime) -> dict[str, Any]:
+    def search_available(
+        self, key: str, aoi: BaseGeometry, start: date, until: date | None, now: datetime
+    ) -> dict[str, Any]:
         with self.lock:
             groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
             for o in self._matching_orders(key, None, None):
@@ -774,7 +803,9 @@ class Store:
                 ]
             }
 
-    def coverage(self, key: str, aoi: BaseGeometry, d: date, model: str | None, constellations: list[str] | None, now: datetime) -> dict[str, Any]:
+    def coverage(
+        self, key: str, aoi: BaseGeometry, d: date, model: str | None, constellations: list[str] | None, now: datetime
+    ) -> dict[str, Any]:
         orders = [o for o in self._matching_orders(key, model, constellations) if o.geometry.intersects(aoi)]
         any_order = shapely.union_all([o.geometry for o in orders]) if orders else shapely.Polygon()
         sched = [o for o in orders if d in o.scheduled_dates()]
@@ -805,7 +836,7 @@ class Store:
             if not geo.is_supported_epsg(epsg):
                 raise validation_error({"EpsgProjection": [_EPSG_MSG]})
             cov = self.coverage(key, aoi, body.Date, body.Model, body.SatelliteConstellations, now)
-            in_data = -80.0 <= aoi.bounds[1] and aoi.bounds[3] <= 84.0
+            in_data = aoi.bounds[1] >= -80.0 and aoi.bounds[3] <= 84.0
             return {
                 "IntersectedActiveZones": bool(grid.tiles_intersecting(aoi)),
                 "IntersectedActiveZonesUtmEpsg": in_data,
@@ -835,7 +866,9 @@ class Store:
                 "FileSizeEstimateMB": round(stream.size / 1e6, 3),
             }
 
-    def _raster(self, key: str, body: DownloadBody, aoi: BaseGeometry, default_epsg: int | None) -> tuple[RasterSpec, list[str]]:
+    def _raster(
+        self, key: str, body: DownloadBody, aoi: BaseGeometry, default_epsg: int | None
+    ) -> tuple[RasterSpec, list[str]]:
         acct = self.accounts[key]
         errs: dict[str, list[str]] = {}
         res = body.Resolution if body.Resolution is not None else 10
@@ -871,7 +904,8 @@ class Store:
             raise ApiError(
                 400,
                 errors.BAND_LIMIT,
-                f"Max band count reached: {len(bands)} bands requested, MaxTotalBands is {acct.config.max_total_bands}.",
+                f"Max band count reached: {len(bands)} bands requested, "
+                f"MaxTotalBands is {acct.config.max_total_bands}.",
                 {"Bandnames": [f"At most {acct.config.max_total_bands} bands per request."]},
             )
         area = geo.geodesic_area_km2(aoi)
@@ -927,7 +961,9 @@ class Store:
                     raise validation_error({field_name: [f"'{field_name}' must not be empty."]})
                 cell = grid.parse_guid(guid)
                 if cell is None or cell.is_mini != (kind == "minitile"):
-                    raise errors.not_found(f"Unknown {kind} '{guid}'.", {field_name: [f"Unknown {kind} GUID '{guid}'."]})
+                    raise errors.not_found(
+                        f"Unknown {kind} '{guid}'.", {field_name: [f"Unknown {kind} GUID '{guid}'."]}
+                    )
                 aoi = cell.geometry
                 default_epsg = cell.epsg
                 name = f"{kind}_{cell.guid}"
@@ -961,7 +997,13 @@ class Store:
                     400,
                     errors.DOMAIN_RULE,
                     f"The ApiRequests download passes of the covering order(s) for {d.isoformat()} are used up.",
-                    {"ApiRequests": [f"{o.guid}: {o.api_requests} of {o.api_requests} used" for o in ready if o not in with_passes]},
+                    {
+                        "ApiRequests": [
+                            f"{o.guid}: {o.api_requests} of {o.api_requests} used"
+                            for o in ready
+                            if o not in with_passes
+                        ]
+                    },
                 )
             acct = self.accounts[key]
             units = processing_units(geo.geodesic_area_km2(aoi))

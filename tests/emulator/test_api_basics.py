@@ -25,10 +25,23 @@ def test_account_info_both_paths_union_of_fields(client: httpx.Client) -> None:
     a = data(client.get("/api/account/info"))
     b = data(client.get("/api/apikey/info"))
     assert a == b
-    for f in (
-        "Key CreditAmount EuroCreditAmount CreditLimit EuroCreditLimit ContactInfo Email MaxConcurrentConnections "
-        "MaxCompositeAreaKm2 MaxTotalBands CurrentMonthCosts NextMonthCosts TenantId EuroOverdraftLimit EuroBalanceCap"
-    ).split():
+    for f in [
+        "Key",
+        "CreditAmount",
+        "EuroCreditAmount",
+        "CreditLimit",
+        "EuroCreditLimit",
+        "ContactInfo",
+        "Email",
+        "MaxConcurrentConnections",
+        "MaxCompositeAreaKm2",
+        "MaxTotalBands",
+        "CurrentMonthCosts",
+        "NextMonthCosts",
+        "TenantId",
+        "EuroOverdraftLimit",
+        "EuroBalanceCap",
+    ]:
         assert f in a
     assert a["MaxConcurrentConnections"] == 4
 
@@ -44,7 +57,9 @@ def test_models_catalogue(client: httpx.Client) -> None:
     assert {"Stratus2", "Stratus3", "Stratus2Fast", "NimbusNDVI"} <= set(models)
     req = {s["SatelliteConstellation"]: s["Optional"] for s in models["Stratus2"]["SupportedSatelliteConstellations"]}
     assert req == {"Sentinel1": False, "Sentinel2": False, "Landsat89": False}
-    fast = {s["SatelliteConstellation"]: s["Optional"] for s in models["Stratus2Fast"]["SupportedSatelliteConstellations"]}
+    fast = {
+        s["SatelliteConstellation"]: s["Optional"] for s in models["Stratus2Fast"]["SupportedSatelliteConstellations"]
+    }
     assert fast == {"Sentinel1": False, "Sentinel2": False, "Landsat89": True}
 
 

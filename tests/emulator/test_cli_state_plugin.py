@@ -23,10 +23,22 @@ PY = sys.executable
 
 
 def test_help_documents_every_option() -> None:
-    out = subprocess.run([PY, "-m", "airflow_provider_clearsky.emulator", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [PY, "-m", "airflow_provider_clearsky.emulator", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for opt in build_parser()._option_string_actions:
         assert opt in out
-    for opt in ("--host", "--port", "--api-key", "--admin", "--clock-speed", "--start-time", "--state-file", "--fault", "--concurrency-error"):
+    for opt in (
+        "--host",
+        "--port",
+        "--api-key",
+        "--admin",
+        "--clock-speed",
+        "--start-time",
+        "--state-file",
+        "--fault",
+        "--concurrency-error",
+    ):
         assert opt in out
     assert DEMO_API_KEY in out
 
@@ -36,7 +48,19 @@ def test_subprocess_start_prints_url_and_serves(tmp_path: Path) -> None:
     exe = os.path.join(bindir, "clearsky-emulator")
     cmd = [exe] if os.path.exists(exe) else [PY, "-m", "airflow_provider_clearsky.emulator"]
     proc = subprocess.Popen(
-        [*cmd, "--port", "0", "--api-key", "cli-key-invented", "--start-time", "2025-06-10T12:00:00Z", "--clock-speed", "0", "--fault", "503,path=/api/tasking/models"],
+        [
+            *cmd,
+            "--port",
+            "0",
+            "--api-key",
+            "cli-key-invented",
+            "--start-time",
+            "2025-06-10T12:00:00Z",
+            "--clock-speed",
+            "0",
+            "--fault",
+            "503,path=/api/tasking/models",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -64,7 +88,9 @@ def test_subprocess_start_prints_url_and_serves(tmp_path: Path) -> None:
 
 
 def test_bad_fault_spec_exits_2() -> None:
-    r = subprocess.run([PY, "-m", "airflow_provider_clearsky.emulator", "--fault", "explode"], capture_output=True, text=True)
+    r = subprocess.run(
+        [PY, "-m", "airflow_provider_clearsky.emulator", "--fault", "explode"], capture_output=True, text=True
+    )
     assert r.returncode == 2 and "unknown fault kind" in r.stderr
 
 

@@ -30,12 +30,21 @@ def open_tif(resp: httpx.Response) -> Any:
 
 
 def test_search_tiles_all_modes(client: httpx.Client) -> None:
-    tiles = data(client.post("/api/tasking/search/tiles", json={"Wkt": AOI_WKT, "GeoJson": None, "TileGuids": None}))["Tiles"]
+    tiles = data(client.post("/api/tasking/search/tiles", json={"Wkt": AOI_WKT, "GeoJson": None, "TileGuids": None}))[
+        "Tiles"
+    ]
     assert len(tiles) == 1
     t = tiles[0]
     assert t["MiniTile"] is False and t["Epsg"] == "32632" and t["DataGeogWkt"].startswith("POLYGON")
     # stable GUIDs
-    again = data(client.post("/api/tasking/search/tiles", json={"geojson": {"type": "Polygon", "coordinates": [[[8.6, 50.1], [8.65, 50.1], [8.65, 50.15], [8.6, 50.1]]]}}))
+    again = data(
+        client.post(
+            "/api/tasking/search/tiles",
+            json={
+                "geojson": {"type": "Polygon", "coordinates": [[[8.6, 50.1], [8.65, 50.1], [8.65, 50.15], [8.6, 50.1]]]}
+            },
+        )
+    )
     assert again["Tiles"][0]["Guid"] == t["Guid"]
     by_guid = data(client.post("/api/tasking/search/tiles", json={"TileGuids": [t["Guid"]]}))["Tiles"]
     assert by_guid == tiles
@@ -44,7 +53,9 @@ def test_search_tiles_all_modes(client: httpx.Client) -> None:
     assert [m["Guid"] for m in minis["Tiles"]] == minis["MiniTiles"]
     one = data(client.post("/api/tasking/search/tiles", json={"MiniTileGuids": minis["MiniTiles"][:1]}))["Tiles"]
     assert one[0]["MiniTile"] is True
-    error(client.post("/api/tasking/search/tiles", json={"TileGuids": ["c3528462-02fc-4301-bb37-8d226b45f149"]}), 404, 404)
+    error(
+        client.post("/api/tasking/search/tiles", json={"TileGuids": ["c3528462-02fc-4301-bb37-8d226b45f149"]}), 404, 404
+    )
     error(client.post("/api/tasking/search/tiles", json={"TileGuids": minis["MiniTiles"][:1]}), 404, 404)
     error(client.post("/api/tasking/search/tiles", json={"Wkt": AOI_WKT, "TileGuids": [t["Guid"]]}), 400, 992)
 
@@ -61,7 +72,12 @@ def test_search_available_and_composite_available_flags(client: httpx.Client, em
     body = download_body()
     flags = data(client.post("/api/satelliteimages/process/composite/available", json=body))
     assert flags["OrdersCoverPolygon"] is False and flags["FullyAvailable"] is False
-    assert data(client.post("/api/satelliteimages/search/available", json={"Wkt": INNER, "From": "2025-05-01"}))["ModelImageDates"] == []
+    assert (
+        data(client.post("/api/satelliteimages/search/available", json={"Wkt": INNER, "From": "2025-05-01"}))[
+            "ModelImageDates"
+        ]
+        == []
+    )
     data(client.post("/api/tasking/orders", json=order_body()))
     flags = data(client.post("/api/satelliteimages/process/composite/available", json=body))
     assert flags["OrdersCoverPolygon"] and flags["DataOnZoneDataFrequencyDate"] and not flags["FullyAvailable"]
@@ -69,18 +85,35 @@ def test_search_available_and_composite_available_flags(client: httpx.Client, em
     emu.control.advance(hours=3)
     flags = data(client.post("/api/satelliteimages/process/composite/available", json=body))
     expected = dict.fromkeys(
-        "IntersectedActiveZones IntersectedActiveZonesUtmEpsg FullyAvailable UncertaintyAvailable PolygonInDataArea "
-        "DataAvailableForUser DataOnZoneDataFrequencyDate AllImagesPredicted AnyImageWithinStorageMonths OrdersCoverPolygon".split(),
+        [
+            "IntersectedActiveZones",
+            "IntersectedActiveZonesUtmEpsg",
+            "FullyAvailable",
+            "UncertaintyAvailable",
+            "PolygonInDataArea",
+            "DataAvailableForUser",
+            "DataOnZoneDataFrequencyDate",
+            "AllImagesPredicted",
+            "AnyImageWithinStorageMonths",
+            "OrdersCoverPolygon",
+        ],
         True,
     )
     expected.update(PartiallyAvailable=False, PartiallyUncertaintyAvailable=False)
     assert flags == expected
-    off_schedule = data(client.post("/api/satelliteimages/process/composite/available", json=download_body(Date="2025-05-08")))
+    off_schedule = data(
+        client.post("/api/satelliteimages/process/composite/available", json=download_body(Date="2025-05-08"))
+    )
     assert off_schedule["DataOnZoneDataFrequencyDate"] is False and off_schedule["FullyAvailable"] is False
     half = "POLYGON ((8.62 50.11, 8.70 50.11, 8.70 50.14, 8.62 50.14, 8.62 50.11))"
     partial = data(client.post("/api/satelliteimages/process/composite/available", json=download_body(Wkt=half)))
     assert partial["PartiallyAvailable"] and not partial["FullyAvailable"] and not partial["OrdersCoverPolygon"]
-    avail = data(client.post("/api/satelliteimages/search/available", json={"Wkt": INNER, "From": "2025-05-01T00:00:01Z", "Until": "2025-05-20"}))
+    avail = data(
+        client.post(
+            "/api/satelliteimages/search/available",
+            json={"Wkt": INNER, "From": "2025-05-01T00:00:01Z", "Until": "2025-05-20"},
+        )
+    )
     group = avail["ModelImageDates"][0]
     assert group["Model"] == "Stratus2" and group["SatelliteConstellations"] == STRATUS2
     assert group["DatesByGeog"][0]["Dates"] == ["2025-05-07", "2025-05-14"]
@@ -102,7 +135,9 @@ def test_composite_utm_auto_geotiff(client: httpx.Client, emu: EmulatorHandle) -
     units = emu.control.account(DEMO_API_KEY)["CreditAmount"]
     r = client.post(COMPOSITE, json=download_body())
     assert r.headers["content-type"] == "application/octet-stream"
-    assert r.headers["content-disposition"].startswith("attachment; filename=") and r.headers["content-disposition"].endswith('.tif"')
+    assert r.headers["content-disposition"].startswith("attachment; filename=") and r.headers[
+        "content-disposition"
+    ].endswith('.tif"')
     assert int(r.headers["content-length"]) == len(r.content)
     with open_tif(r) as ds:
         assert ds.count == 3 and ds.dtypes == ("int16",) * 3 and ds.nodata == -32768
@@ -122,9 +157,13 @@ def test_composite_utm_auto_geotiff(client: httpx.Client, emu: EmulatorHandle) -
 
 def test_composite_explicit_utm_4326_uint8_and_index(client: httpx.Client, emu: EmulatorHandle) -> None:
     produced_order(client, emu, ApiRequests=5)
-    with open_tif(client.post(COMPOSITE, json=download_body(EpsgProjection=32632, Resolution=20, Bandnames="all"))) as ds:
+    with open_tif(
+        client.post(COMPOSITE, json=download_body(EpsgProjection=32632, Resolution=20, Bandnames="all"))
+    ) as ds:
         assert ds.count == 10 and ds.crs.to_epsg() == 32632 and ds.res == (20.0, 20.0)
-    with open_tif(client.post(COMPOSITE, json=download_body(EpsgProjection=4326, DataType="uint8", Bandnames="B8,B4,[B8_B4]"))) as ds:
+    with open_tif(
+        client.post(COMPOSITE, json=download_body(EpsgProjection=4326, DataType="uint8", Bandnames="B8,B4,[B8_B4]"))
+    ) as ds:
         assert ds.count == 3 and ds.dtypes == ("uint8",) * 3 and ds.nodata == 0
         assert ds.crs.to_epsg() == 4326
         assert ds.descriptions == ("B8", "B4", "[B8_B4]")
@@ -171,7 +210,14 @@ def test_download_errors(client: httpx.Client, emu: EmulatorHandle) -> None:
     emu.control.update_account(DEMO_API_KEY, max_composite_area_km2=10_000, credit_amount=0)
     error(client.post(COMPOSITE, json=download_body()), 400, 994)
     emu.control.update_account(DEMO_API_KEY, credit_amount=100)
-    for bad in ({"Resolution": 15}, {"EpsgProjection": 2154}, {"DataType": "float32"}, {"FileType": "png"}, {"Wkt": None}, {"Date": None}):
+    for bad in (
+        {"Resolution": 15},
+        {"EpsgProjection": 2154},
+        {"DataType": "float32"},
+        {"FileType": "png"},
+        {"Wkt": None},
+        {"Date": None},
+    ):
         error(client.post(COMPOSITE, json=download_body(**bad)), 400, 992)
     # partial image allowed
     with open_tif(client.post(COMPOSITE, json=download_body(Wkt=half, AllowPartialImage=True))) as ds:
@@ -185,22 +231,48 @@ def test_tile_and_minitile_downloads(client: httpx.Client, emu: EmulatorHandle) 
     tile = data(client.post("/api/tasking/search/tiles", json={"Wkt": AOI_WKT}))["Tiles"][0]["Guid"]
     minis = data(client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": tile}))["MiniTiles"]
     produced_order(client, emu, Wkt=None, TileGuids=[tile])
-    body = {"TileGuid": tile, "Date": "2025-05-14", "SatelliteConstellations": STRATUS2, "Model": "Stratus2", "Level": 2, "Harmonize": True, "ClipReflectance": None, "UploadUrl": None, "Resolution": 1280, "Bandnames": "rgb"}
+    body = {
+        "TileGuid": tile,
+        "Date": "2025-05-14",
+        "SatelliteConstellations": STRATUS2,
+        "Model": "Stratus2",
+        "Level": 2,
+        "Harmonize": True,
+        "ClipReflectance": None,
+        "UploadUrl": None,
+        "Resolution": 1280,
+        "Bandnames": "rgb",
+    }
     r = client.post("/api/satelliteimages/process/tile", json=body)
     with open_tif(r) as ds:
         assert ds.crs.to_epsg() == 32632 and ds.res == (1280.0, 1280.0)
         assert "tile_" in r.headers["content-disposition"]
-    mbody = {"MiniTileGuid": minis[0], "Date": "2025-05-14", "Model": "Stratus2", "SatelliteConstellations": STRATUS2, "Resolution": 80, "EpsgProjection": 4326}
+    mbody = {
+        "MiniTileGuid": minis[0],
+        "Date": "2025-05-14",
+        "Model": "Stratus2",
+        "SatelliteConstellations": STRATUS2,
+        "Resolution": 80,
+        "EpsgProjection": 4326,
+    }
     with open_tif(client.post("/api/satelliteimages/process/minitile", json=mbody)) as ds:
         assert ds.crs.to_epsg() == 4326 and ds.count == 10
-    error(client.post("/api/satelliteimages/process/tile", json={**body, "TileGuid": "c3528462-02fc-4301-bb37-8d226b45f149"}), 404, 404)
+    error(
+        client.post(
+            "/api/satelliteimages/process/tile", json={**body, "TileGuid": "c3528462-02fc-4301-bb37-8d226b45f149"}
+        ),
+        404,
+        404,
+    )
     error(client.post("/api/satelliteimages/process/minitile", json={**mbody, "MiniTileGuid": tile}), 404, 404)
-    other = data(client.post("/api/tasking/search/tiles", json={"Wkt": "POLYGON ((20.1 50.1, 20.2 50.1, 20.2 50.2, 20.1 50.1))"}))["Tiles"][0]["Guid"]
+    other = data(
+        client.post("/api/tasking/search/tiles", json={"Wkt": "POLYGON ((20.1 50.1, 20.2 50.1, 20.2 50.2, 20.1 50.1))"})
+    )["Tiles"][0]["Guid"]
     error(client.post("/api/satelliteimages/process/tile", json={**body, "TileGuid": other}), 400, 1006)
 
 
 class _Sink(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, dict[str, str], bytes]] = []  # noqa: RUF012
+    received: list[tuple[str, dict[str, str], bytes]] = []
     status = 200
 
     def do_PUT(self) -> None:

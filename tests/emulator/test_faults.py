@@ -71,10 +71,16 @@ def test_truncated_body(client: httpx.Client, emu: EmulatorHandle) -> None:
     produced_order(client, emu, ApiRequests=5)
     emu.control.add_fault("truncate", path="/api/satelliteimages/process/composite", bytes=1000)
     got = 0
-    with pytest.raises(DROPPED), client.stream("POST", "/api/satelliteimages/process/composite", json=download_body()) as r:
-        assert r.status_code == 200 and int(r.headers["content-length"]) > 1000
-        for chunk in r.iter_bytes():
-            got += len(chunk)
+
+    def read_all() -> None:
+        nonlocal got
+        with client.stream("POST", "/api/satelliteimages/process/composite", json=download_body()) as r:
+            assert r.status_code == 200 and int(r.headers["content-length"]) > 1000
+            for chunk in r.iter_bytes():
+                got += len(chunk)
+
+    with pytest.raises(DROPPED):
+        read_all()
     assert got == 1000
     emu.control.add_fault("truncate", path=MODELS)
     with pytest.raises(DROPPED):
@@ -110,7 +116,9 @@ def test_startup_faults_and_concurrency_429(clearsky_emulator_factory) -> None: 
         concurrency_retry_after=1,
     )
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: httpx.get(h.url + MODELS, headers={"x-api-key": h.api_key}, timeout=10), range(4)))
+        results = list(
+            pool.map(lambda _: httpx.get(h.url + MODELS, headers={"x-api-key": h.api_key}, timeout=10), range(4))
+        )
     codes = sorted(r.status_code for r in results)
     assert codes == [200, 200, 429, 429]
     busy = next(r for r in results if r.status_code == 429)
@@ -124,7 +132,9 @@ def test_concurrency_as_1003(clearsky_emulator_factory) -> None:  # type: ignore
         concurrency_error=1003,
     )
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda _: httpx.get(h.url + MODELS, headers={"x-api-key": h.api_key}, timeout=10), range(2)))
+        results = list(
+            pool.map(lambda _: httpx.get(h.url + MODELS, headers={"x-api-key": h.api_key}, timeout=10), range(2))
+        )
     bad = [r for r in results if r.status_code != 200]
     assert len(bad) == 1
     error(bad[0], 400, 1003)
@@ -149,7 +159,12 @@ def test_admin_endpoints(emu: EmulatorHandle) -> None:
     assert acct["EuroCreditAmount"] == 5
     assert len(data(admin.get("/_emulator/accounts"))) == 2
     # the API key is not an admin credential, and admin routes are not API routes
-    error(admin.get("/api/tasking/models", headers={"x-api-key": "admin-made-key"}).__class__ and httpx.get(emu.url + "/api/tasking/models"), 401, 401)
+    error(
+        admin.get("/api/tasking/models", headers={"x-api-key": "admin-made-key"}).__class__
+        and httpx.get(emu.url + "/api/tasking/models"),
+        401,
+        401,
+    )
     data(admin.post("/_emulator/reset"))
     assert emu.control.order_count() == 0 and emu.control.request_count() == 0
 

@@ -14,16 +14,34 @@ from .conftest import AOI_WKT, POLY, data, error, order_body, utc
 
 
 def status_of(client: httpx.Client, guid: str) -> str:
-    return str(data(client.post("/api/tasking/orders/details", json={"Guids": [guid]}))["TaskOrders"][0]["OrderingProcessStatus"])
+    return str(
+        data(client.post("/api/tasking/orders/details", json={"Guids": [guid]}))["TaskOrders"][0][
+            "OrderingProcessStatus"
+        ]
+    )
 
 
 def test_estimate_shape_and_values(client: httpx.Client) -> None:
     est = data(client.post("/api/tasking/orders/estimate", json=order_body()))
-    for f in (
-        "StorageMonths ApiRequests SatelliteConstellations Model CancellationDate AreaKm2 AreaKm2BeforeMinimum1Km2PerAoi "
-        "CurrentMonthCost NextMonthCost Costs CurrentMonthCosts RecurringCostsEstimate Tiles MiniTiles "
-        "AreasOfInterestWkt ImageDates Attribution"
-    ).split():
+    for f in [
+        "StorageMonths",
+        "ApiRequests",
+        "SatelliteConstellations",
+        "Model",
+        "CancellationDate",
+        "AreaKm2",
+        "AreaKm2BeforeMinimum1Km2PerAoi",
+        "CurrentMonthCost",
+        "NextMonthCost",
+        "Costs",
+        "CurrentMonthCosts",
+        "RecurringCostsEstimate",
+        "Tiles",
+        "MiniTiles",
+        "AreasOfInterestWkt",
+        "ImageDates",
+        "Attribution",
+    ]:
         assert f in est, f
     assert "PLACEHOLDER" in est["Attribution"]
     # 0.05 x 0.05 degrees at 50 N is about 3.58 km x 5.56 km.
@@ -39,11 +57,20 @@ def test_estimate_shape_and_values(client: httpx.Client) -> None:
 
 def test_estimate_recurring_minimum_area_bare_polygon_and_geojson(client: httpx.Client) -> None:
     tiny = "POLYGON ((8.6 50.1, 8.605 50.1, 8.605 50.103, 8.6 50.103, 8.6 50.1))"  # ~0.12 km2
-    est = data(client.post("/api/tasking/orders/estimate", json=order_body(Wkt=tiny, To=None, From="2025-06-01", ImageFrequency=1)))
+    est = data(
+        client.post(
+            "/api/tasking/orders/estimate", json=order_body(Wkt=tiny, To=None, From="2025-06-01", ImageFrequency=1)
+        )
+    )
     assert est["AreaKm2BeforeMinimum1Km2PerAoi"] < 0.2 and est["AreaKm2"] == 0.5
     assert est["ImageDates"][0] == "2025-06-01" and est["ImageDates"][-1] == "2025-06-30"
     assert est["NextMonthCost"] == pytest.approx(0.1, abs=0.01)
-    gj = {"type": "GeometryCollection", "geometries": [{"type": "Polygon", "coordinates": [[[8.6, 50.1], [8.65, 50.1], [8.65, 50.15], [8.6, 50.15], [8.6, 50.1]]]}]}
+    gj = {
+        "type": "GeometryCollection",
+        "geometries": [
+            {"type": "Polygon", "coordinates": [[[8.6, 50.1], [8.65, 50.1], [8.65, 50.15], [8.6, 50.15], [8.6, 50.1]]]}
+        ],
+    }
     est2 = data(client.post("/api/tasking/orders/estimate", json=order_body(Wkt=None, GeoJson=gj)))
     est1 = data(client.post("/api/tasking/orders/estimate", json=order_body()))
     assert est2["AreaKm2"] == est1["AreaKm2"]
@@ -95,16 +122,36 @@ def test_validation_992(client: httpx.Client, emu: EmulatorHandle, overrides: di
 def test_create_charges_and_is_not_idempotent(client: httpx.Client, emu: EmulatorHandle) -> None:
     before = emu.control.account(DEMO_API_KEY)["EuroCreditAmount"]
     est = data(client.post("/api/tasking/orders/estimate", json=order_body()))
-    a = data(client.post("/api/tasking/orders", json=order_body(), params={"automaticOrderGuid": "5f0c2a1e-0000-4000-8000-000000000001"}))
+    a = data(
+        client.post(
+            "/api/tasking/orders",
+            json=order_body(),
+            params={"automaticOrderGuid": "5f0c2a1e-0000-4000-8000-000000000001"},
+        )
+    )
     b = data(client.post("/api/tasking/orders", json=order_body()))
     assert a["TaskOrderGuid"] != b["TaskOrderGuid"]
     assert emu.control.order_count() == 2
     after = emu.control.account(DEMO_API_KEY)["EuroCreditAmount"]
     assert before - after == pytest.approx(2 * est["CurrentMonthCost"], abs=0.02)
-    for f in (
-        "TaskOrderGuid BillingCycle OrderingProcessStatus StorageMonths ApiRequests ImageFrequency TaskOrderAreaKm2 "
-        "Model ReferenceDate From To SatelliteConstellations Tiles MiniTiles Wkt CreatedDate"
-    ).split():
+    for f in [
+        "TaskOrderGuid",
+        "BillingCycle",
+        "OrderingProcessStatus",
+        "StorageMonths",
+        "ApiRequests",
+        "ImageFrequency",
+        "TaskOrderAreaKm2",
+        "Model",
+        "ReferenceDate",
+        "From",
+        "To",
+        "SatelliteConstellations",
+        "Tiles",
+        "MiniTiles",
+        "Wkt",
+        "CreatedDate",
+    ]:
         assert f in a
     assert a["OrderingProcessStatus"] == "Preparing" and a["CreatedDate"].startswith("2025-06-10T12:")
     assert len(emu.control.charges("order")) == 2
@@ -126,14 +173,29 @@ def test_list_filters_and_details_get_post(client: httpx.Client, emu: EmulatorHa
     assert {o["TaskOrderGuid"] for o in listed} == {hist["TaskOrderGuid"], rec["TaskOrderGuid"]}
     only = data(client.get("/api/tasking/orders", params={"recurringOnly": "True"}))["TaskOrders"]
     assert [o["TaskOrderGuid"] for o in only] == [rec["TaskOrderGuid"]]
-    assert len(data(client.get("/api/tasking/orders", params={"RECURRINGONLY": "false", "getExpired": "TRUE"}))["TaskOrders"]) == 2
+    assert (
+        len(
+            data(client.get("/api/tasking/orders", params={"RECURRINGONLY": "false", "getExpired": "TRUE"}))[
+                "TaskOrders"
+            ]
+        )
+        == 2
+    )
     r = client.get("/api/tasking/orders", params={"recurringOnly": "maybe"})
     assert r.status_code == 400 and "errors" in r.json()
-    post = data(client.post("/api/tasking/orders/details", json={"guids": [hist["TaskOrderGuid"], rec["TaskOrderGuid"]]}))
-    get = data(client.get("/api/tasking/orders/details", params=[("guids", hist["TaskOrderGuid"]), ("guids", rec["TaskOrderGuid"])]))
+    post = data(
+        client.post("/api/tasking/orders/details", json={"guids": [hist["TaskOrderGuid"], rec["TaskOrderGuid"]]})
+    )
+    get = data(
+        client.get(
+            "/api/tasking/orders/details", params=[("guids", hist["TaskOrderGuid"]), ("guids", rec["TaskOrderGuid"])]
+        )
+    )
     assert [o["TaskOrderGuid"] for o in post["TaskOrders"]] == [o["TaskOrderGuid"] for o in get["TaskOrders"]]
     assert "PLACEHOLDER" in post["TaskOrders"][0]["Attribution"]
-    error(client.post("/api/tasking/orders/details", json={"Guids": ["9b2c8a4e-1111-4222-8333-444455556666"]}), 404, 404)
+    error(
+        client.post("/api/tasking/orders/details", json={"Guids": ["9b2c8a4e-1111-4222-8333-444455556666"]}), 404, 404
+    )
     error(client.get("/api/tasking/orders/details", params={"guids": "9b2c8a4e-1111-4222-8333-444455556666"}), 404, 404)
     error(client.post("/api/tasking/orders/details", json={"Guids": []}), 400, 992)
     # Historical orders expire after their storage window; getExpired brings them back.
@@ -153,7 +215,11 @@ def test_historical_lifecycle_past_dates(client: httpx.Client, emu: EmulatorHand
 
 
 def test_historical_lifecycle_future_dates(client: httpx.Client, emu: EmulatorHandle) -> None:
-    guid = data(client.post("/api/tasking/orders", json=order_body(From="2025-07-01", To="2025-07-31", ReferenceDate="2025-07-01")))["TaskOrderGuid"]
+    guid = data(
+        client.post(
+            "/api/tasking/orders", json=order_body(From="2025-07-01", To="2025-07-31", ReferenceDate="2025-07-01")
+        )
+    )["TaskOrderGuid"]
     emu.control.advance(hours=1)
     assert status_of(client, guid) == "AwaitingSatelliteProducts"
     emu.control.set_time(utc(2025, 7, 2, 1))  # 2025-07-01 flown over, not produced before 06:00
@@ -175,7 +241,12 @@ def test_review_accept_and_cancel_in_review_refunds(client: httpx.Client, emu: E
         assert canceled["OrderingProcessStatus"] == "Canceled"
         assert emu.control.account("review-key-invented")["EuroCreditAmount"] == pytest.approx(before)
         # cancelling again succeeds
-        assert data(c.delete("/api/tasking/orders/cancel", params={"taskOrderGuid": a["TaskOrderGuid"]}))["OrderingProcessStatus"] == "Canceled"
+        assert (
+            data(c.delete("/api/tasking/orders/cancel", params={"taskOrderGuid": a["TaskOrderGuid"]}))[
+                "OrderingProcessStatus"
+            ]
+            == "Canceled"
+        )
         b = data(c.post("/api/tasking/orders", json=order_body()))
         emu.control.advance(minutes=61)
         assert status_of(c, b["TaskOrderGuid"]) == "Preparing"
@@ -267,7 +338,15 @@ def test_tile_orders_alias_and_deduplication(client: httpx.Client, emu: Emulator
 def test_multipolygon_is_one_aoi_polygons_are_separate(client: httpx.Client) -> None:
     a = "((8.6 50.1, 8.603 50.1, 8.603 50.103, 8.6 50.103, 8.6 50.1))"
     b = "((8.7 50.1, 8.703 50.1, 8.703 50.103, 8.7 50.103, 8.7 50.1))"
-    pooled = data(client.post("/api/tasking/orders/estimate", json=order_body(Wkt=f"GEOMETRYCOLLECTION (MULTIPOLYGON ({a}, {b}))")))
-    separate = data(client.post("/api/tasking/orders/estimate", json=order_body(Wkt=f"GEOMETRYCOLLECTION (POLYGON {a}, POLYGON {b})")))
+    pooled = data(
+        client.post(
+            "/api/tasking/orders/estimate", json=order_body(Wkt=f"GEOMETRYCOLLECTION (MULTIPOLYGON ({a}, {b}))")
+        )
+    )
+    separate = data(
+        client.post(
+            "/api/tasking/orders/estimate", json=order_body(Wkt=f"GEOMETRYCOLLECTION (POLYGON {a}, POLYGON {b})")
+        )
+    )
     assert pooled["AreaKm2"] == 0.5 and separate["AreaKm2"] == 1.0
     assert POLY
