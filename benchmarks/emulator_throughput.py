@@ -101,7 +101,10 @@ def main() -> None:
         print(f"python -m http.server: median {base_mbs:8.1f} MB/s")
         print(f"ratio emulator / http.server: {emu_mbs / base_mbs:.2f}")
         print(
-            f"emulator RSS: before {rss0 / 1024:.1f} MiB, after {rss1 / 1024:.1f} MiB, growth {(rss1 - rss0) / 1024:.1f} MiB, peak (VmHWM) {hwm / 1024:.1f} MiB"
+            print(
+                f"emulator RSS: before {rss0 / 1024:.1f} MiB, after {rss1 / 1024:.1f} MiB, "
+                f"growth {(rss1 - rss0) / 1024:.1f} MiB, peak (VmHWM) {hwm / 1024:.1f} MiB"
+            )
         )
     finally:
         emu.terminate()
