@@ -39,7 +39,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "clearsky",
                 "hook-class-name": _HOOK,
                 "hook-name": "ClearSKY Vision",
-                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+                "ui-field-behaviour": {key.replace("_", "-"): value for key, value in UI_FIELD_BEHAVIOUR.items()},
             }
         ],
     }

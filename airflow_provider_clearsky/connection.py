@@ -17,8 +17,9 @@ from airflow_provider_clearsky.exceptions import InvalidRequestError
 DEFAULT_BASE_URL = "https://api.clearsky.vision"
 DEFAULT_DASHBOARD_URL = "https://dashboard.clearsky.vision"
 
+# The hook's form description (``get_ui_field_behaviour``); provider info spells the first key "hidden-fields".
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "login", "port"],
+    "hidden_fields": ["schema", "login", "port"],
     "relabeling": {"password": "API Key", "host": "Base URL"},
     "placeholders": {
         "host": DEFAULT_BASE_URL,

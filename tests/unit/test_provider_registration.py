@@ -33,9 +33,11 @@ def test_connection_form_behaviour_is_registered():
 
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 
-    declared = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
-    assert declared == ClearSkyHook.get_ui_field_behaviour()
+    declared = ClearSkyHook.get_ui_field_behaviour()
+    registered = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+    assert registered == {key.replace("_", "-"): value for key, value in declared.items()}
     assert declared["relabeling"]["password"] == "API Key"
+    assert declared["hidden_fields"] == ["schema", "login", "port"]
     behaviours = ProvidersManager().field_behaviours
     # Airflow 3.0 builds the form from the hook class only when flask_appbuilder is installed.
     if behaviours:
