@@ -1,0 +1,190 @@
+"""``ClearSkyImageAvailabilitySensor``: wait until imagery is ready for an area and dates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnValue
+from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
+from airflow_provider_clearsky.models.enums import AUTO_UTM_EPSG
+from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed, as_list
+from airflow_provider_clearsky.triggers._polling import is_transient
+from airflow_provider_clearsky.triggers.availability import (
+    ALL,
+    ANY,
+    AvailabilitySpec,
+    AvailabilityTracker,
+    ClearSkyImageAvailabilityTrigger,
+    check_once,
+    parse_day,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
+    """Waits until ClearSKY imagery is ready for an area and dates; returns the ready dates (ISO strings).
+
+    Ready means the contract's rule for the exact download settings: fully available (or partially, with
+    ``allow_partial``), covered by the caller's orders, and available to the user. The returned list feeds
+    ``.expand()`` of a download task directly.
+
+    Give either ``dates`` or a window ``date_from``/``date_to`` (typically the DAG run's month):
+
+    * ``dates``: each date counts. ``ready_when="all"`` waits for every date and fails at once if a date
+      can never be ready (no order covers the area, no order schedules an image that day, or its imagery
+      has expired). ``ready_when="any"`` succeeds with the dates ready so far as soon as one is, and fails
+      only when none can ever be.
+    * window: the window's image dates count (days no order schedules are ignored). ``"all"`` waits until
+      every image date of the window is ready (fails if one has expired); ``"any"`` succeeds as soon as one
+      is. A window without any image date, or an area no order covers, fails at once.
+
+    Poke, reschedule or deferrable (default ``[operators] default_deferrable``).
+
+    :param aoi: the area (templated): WKT, GeoJSON (dict or text; geometry, Feature or FeatureCollection),
+        or a path to a ``.wkt``/``.geojson``/``.json`` file (read through ``template_ext``).
+    :param dates: dates to wait for (templated): a list, JSON text, or comma-separated ``YYYY-MM-DD``.
+    :param date_from: first day of the window (templated), e.g. ``{{ data_interval_start | ds }}``.
+    :param date_to: last day of the window, inclusive (templated).
+    :param ready_when: ``"all"`` (default) or ``"any"``.
+    :param model: model as in the download (default ``Stratus2``).
+    :param satellite_constellations: constellations as in the download.
+    :param epsg_projection: EPSG as in the download (default 47000, automatic UTM).
+    :param bandnames: bands as in the download (default ``all``).
+    :param utm_data_selection_mode: UTM mode as in the download (default ``combined_utm``).
+    :param allow_partial: accept partially available imagery (as ``AllowPartialImage`` in the download).
+    :param clearsky_conn_id: the ClearSKY connection.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poke_interval: seconds between checks at first (default 600), growing with ``exponential_backoff``
+        up to ``max_wait`` (default one hour).
+    """
+
+    template_fields: Sequence[str] = (
+        "aoi",
+        "dates",
+        "date_from",
+        "date_to",
+        "model",
+        "satellite_constellations",
+        "epsg_projection",
+        "bandnames",
+    )
+    template_ext: Sequence[str] = (".wkt", ".geojson", ".json")
+
+    def __init__(
+        self,
+        *,
+        aoi: str | Mapping[str, Any],
+        dates: Sequence[Any] | str | None = None,
+        date_from: Any = None,
+        date_to: Any = None,
+        ready_when: str = ALL,
+        model: str = "Stratus2",
+        satellite_constellations: Sequence[str] | str = ("Sentinel1", "Sentinel2", "Landsat89"),
+        epsg_projection: int | str = AUTO_UTM_EPSG,
+        bandnames: str | Sequence[str] = "all",
+        utm_data_selection_mode: str = "combined_utm",
+        allow_partial: bool = False,
+        poke_interval: float = 600,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        if ready_when not in (ALL, ANY):
+            raise ValueError(f"ready_when must be 'all' or 'any', got {ready_when!r}")
+        if dates is not None and (date_from is not None or date_to is not None):
+            raise ValueError("give either dates, or a window date_from/date_to, not both")
+        if dates is None and (date_from is None or date_to is None):
+            raise ValueError("give dates, or both date_from and date_to (e.g. the DAG run's month)")
+        self.aoi = aoi
+        self.dates = dates
+        self.date_from = date_from
+        self.date_to = date_to
+        self.ready_when = ready_when
+        self.model = model
+        self.satellite_constellations = satellite_constellations
+        self.epsg_projection = epsg_projection
+        self.bandnames = bandnames
+        self.utm_data_selection_mode = utm_data_selection_mode
+        self.allow_partial = allow_partial
+        self._tracker: AvailabilityTracker | None = None
+
+    # ------------------------------------------------------------------ input
+
+    def _spec(self) -> AvailabilitySpec:
+        """What to wait for, from the rendered arguments; bad input fails the task before any request."""
+        from airflow_provider_clearsky.models.geometry import imagery_wkt
+
+        try:
+            aoi: Any = self.aoi
+            if isinstance(aoi, str) and aoi.strip().startswith("{"):
+                aoi = json.loads(aoi)
+            wkt = imagery_wkt(aoi)
+        except (ValueError, TypeError) as error:
+            raise AirflowFailException(
+                f"aoi {str(error).removeprefix('aoi ')}: pass WKT, GeoJSON, or a .wkt/.geojson file path"
+            ) from None
+        try:
+            raw_dates = as_list(self.dates)
+            constellations = as_list(self.satellite_constellations) or []
+            spec = AvailabilitySpec(
+                wkt=wkt,
+                dates=tuple(parse_day(day, "dates") for day in raw_dates) if raw_dates is not None else None,
+                date_from=parse_day(self.date_from, "date_from") if self.date_from not in (None, "") else None,
+                date_to=parse_day(self.date_to, "date_to") if self.date_to not in (None, "") else None,
+                model=str(self.model).strip(),
+                satellite_constellations=tuple(str(item).strip() for item in constellations),
+                epsg_projection=int(self.epsg_projection),
+                bandnames=",".join(self.bandnames) if not isinstance(self.bandnames, str) else self.bandnames,
+                utm_data_selection_mode=self.utm_data_selection_mode,
+                allow_partial=bool(self.allow_partial),
+                ready_when=self.ready_when,
+            )
+            spec.request()  # validates model, constellations, EPSG, bands, UTM mode
+        except InvalidRequestError as error:
+            raise AirflowFailException(f"invalid availability settings: {error}") from None
+        except (ValueError, TypeError, SyntaxError) as error:
+            raise AirflowFailException(f"invalid availability settings: {error}") from None
+        return spec
+
+    # ------------------------------------------------------------------ waiting
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        spec = self._spec()
+        if self._tracker is None or self._tracker.spec != spec:
+            # Poke mode keeps what it learnt between pokes; reschedule mode starts afresh each time.
+            self._tracker = AvailabilityTracker(spec)
+        try:
+            outcome = check_once(self.hook, self._tracker)
+        except ClearSkyError as error:
+            if is_transient(error):
+                self.log.warning("ClearSKY availability check failed (%s); trying again at the next check", error)
+                return False
+            raise AirflowFailException(f"ClearSKY availability check failed: {error}") from None
+        if outcome is None:
+            self.log.info(
+                "ClearSKY imagery for %s: ready %s, pending %s",
+                spec.describe(),
+                self._tracker.ready_dates() or "none",
+                self._tracker.pending_dates() or "none",
+            )
+            return False
+        if outcome.status == "failure":
+            raise ClearSkyWaitFailed(outcome.message)
+        self.log.info("%s", outcome.message)
+        return PokeReturnValue(is_done=True, xcom_value=outcome.dates)
+
+    def _trigger(self, deadline: float) -> ClearSkyImageAvailabilityTrigger:
+        return ClearSkyImageAvailabilityTrigger(
+            spec=self._spec().to_json(),
+            clearsky_conn_id=self.clearsky_conn_id,
+            deadline=deadline,
+            **self._poll_settings(),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
+        """Runs on a fresh instance when the trigger fires: the ready dates are in ``event``."""
+        finished = self.finish(event)
+        return list(finished.get("dates") or [])
