@@ -1,21 +1,34 @@
 # Every target sets up what it needs: a fresh machine needs only python3 (>= 3.10) and the package registries.
 PYTHON ?= python3
+# The supported range: both ends are tested, each in its own virtualenv.
+NEWEST_AIRFLOW ?= 3.3.2
+OLDEST_AIRFLOW ?= 3.0.6
 VENV ?= .venv
-AIRFLOW_VERSION ?= 3.3.2
+OLDEST_VENV ?= .venv-airflow-oldest
+
 PY := $(VENV)/bin/python
-UV := $(PY) -m uv
-STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+NEWEST_STAMP := $(VENV)/.installed-$(NEWEST_AIRFLOW)
+OLDEST_STAMP := $(OLDEST_VENV)/.installed-$(OLDEST_AIRFLOW)
+PYTEST_ARGS ?= -q
 
-.PHONY: venv test lint typecheck unit demo airflow emulator bench clean
+.PHONY: venv test test-newest test-oldest lint typecheck demo airflow emulator bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --quiet --python $(PY) -e ".[emulator,test]" "apache-airflow==$(AIRFLOW_VERSION)"
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+# install(venv, airflow version, extra pip arguments)
+define install
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	$(1)/bin/python -m uv pip install --quiet --python $(1)/bin/python -e ".[emulator,test]" "apache-airflow==$(2)" $(3)
+	rm -f $(1)/.installed-*
+	touch $(1)/.installed-$(2)
+endef
 
-venv: $(STAMP)
+$(NEWEST_STAMP): pyproject.toml
+	$(call install,$(VENV),$(NEWEST_AIRFLOW),)
+
+$(OLDEST_STAMP): pyproject.toml constraints/airflow-3.0.txt
+	$(call install,$(OLDEST_VENV),$(OLDEST_AIRFLOW),-c constraints/airflow-3.0.txt)
+
+venv: $(NEWEST_STAMP)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -24,15 +37,26 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy airflow_provider_clearsky
 
-## The README's test command: lint, types, then the whole suite (unit, emulator integration, DAG runs).
-test: lint typecheck
-	$(PY) -m pytest -q
+test-newest: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## The README's test command: lint, types, then the whole suite on the newest and the oldest supported Airflow.
+test: lint typecheck test-newest test-oldest
 
 demo: venv
 	$(PY) -m airflow_provider_clearsky.demo
 
+airflow: venv
+	$(PY) -m airflow_provider_clearsky.demo --standalone
+
 emulator: venv
 	$(VENV)/bin/clearsky-emulator --admin
 
+bench: venv
+	$(PY) benchmarks/run_all.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .demo
+	rm -rf $(VENV) $(OLDEST_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .demo
