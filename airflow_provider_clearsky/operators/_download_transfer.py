@@ -47,6 +47,7 @@ class Progress:
         step_percent: int = 10,
         interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
     ) -> None:
         self.log = log
         self.name = name
@@ -54,7 +55,7 @@ class Progress:
         self.step = step_percent
         self.interval = interval
         self.clock = clock
-        self.started = clock()
+        self.started = clock() if started is None else started
         self.received = 0
         self._last_time = self.started
         self._next_percent = step_percent
@@ -81,7 +82,7 @@ class Progress:
     def finish(self) -> None:
         seconds = self.elapsed
         self.log.info(
-            "%s: done, %s (%d bytes) in %.2f s, %s/s",
+            "%s: done, %s (%d bytes) in %.2f s since the request, %s/s",
             self.name,
             human_bytes(self.received),
             self.received,

@@ -48,7 +48,14 @@ def uri_of(path: ObjectStoragePath) -> str:
 
 
 def _fs(path: ObjectStoragePath) -> AbstractFileSystem:
-    return path.fs
+    """The path's file system: Airflow's (with its connection) when Airflow registers the scheme, else
+    plain fsspec (``memory://`` and stores whose provider is not installed but whose fsspec package is)."""
+    try:
+        return path.fs
+    except ValueError:  # "No filesystem registered for scheme ..."
+        import fsspec
+
+        return fsspec.filesystem(path.protocol)
 
 
 def exists(path: ObjectStoragePath) -> bool:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from airflow_provider_clearsky.models import AccountInfo, CompositeEstimate, ImageryRequest
 
 # Model field -> operator argument, so error messages name what the DAG author wrote.
-_ARGUMENT_NAMES = {
+_FIELD_ARGUMENTS = {
     "wkt": "wkt",
     "geo_json": "geojson",
     "date": "date",
@@ -64,6 +64,8 @@ _ARGUMENT_NAMES = {
     "tile_guid": "tile_guid",
     "mini_tile_guid": "mini_tile_guid",
 }
+# Keyed by the field's casing-free spelling: errors name fields by their PascalCase aliases.
+_ARGUMENT_NAMES = {field.replace("_", ""): argument for field, argument in _FIELD_ARGUMENTS.items()}
 _VERIFY_MODES = ("checksum", "size")
 
 
@@ -86,7 +88,7 @@ def _invalid(error: InvalidRequestError, prefix: str = "invalid download setting
     parts = []
     for location, messages in error.field_errors.items():
         head = location.split(".", 1)[0]
-        name = _ARGUMENT_NAMES.get(head, head)
+        name = _ARGUMENT_NAMES.get(head.replace("_", "").lower(), head)
         parts.append(f"{name}: {' '.join(messages)}")
     detail = "; ".join(parts) if parts else error.message
     return AirflowFailException(f"{prefix}: {detail}")
@@ -422,7 +424,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
                 if download.uploaded:
                     raise AirflowFailException("the API answered 201 (uploaded) although no upload_url was given")
                 total = download.content_length if download.exact_length else None
-                progress = transfer.Progress(self.log, target.final.name, total)
+                progress = transfer.Progress(self.log, target.final.name, total, started=started)
                 with storage.AtomicWriter(target.final) as writer:
                     transfer.pump(download.iter_bytes(self.chunk_size), writer.write, progress)
                     writer.finish(total)
