@@ -206,7 +206,7 @@ def test_existing_file_with_other_settings_is_not_replaced_without_overwrite(
     uri = composite(destination=str(tmp_path), filename="field.tif").execute({})
     before = local_path(uri).read_bytes()
 
-    with pytest.raises(AirflowFailException, match="other request settings.*overwrite=True"):
+    with pytest.raises(AirflowFailException, match=r"other request settings.*overwrite=True"):
         composite(destination=str(tmp_path), filename="field.tif", bands="B8,B4").execute({})
     assert local_path(uri).read_bytes() == before
     assert emu.control.download_count() == 1
@@ -294,7 +294,7 @@ def test_not_ordered_date_fails_for_good_and_leaves_nothing(emu: EmulatorHandle,
 
 
 def test_budget_refusal_before_download(emu: EmulatorHandle, order_guid: str, tmp_path: Path) -> None:
-    with pytest.raises(AirflowFailException, match="max_processing_units.*cost 1 processing units"):
+    with pytest.raises(AirflowFailException, match=r"max_processing_units.*cost 1 processing units"):
         composite(destination=str(tmp_path), max_processing_units=0.5).execute({})
     assert emu.control.request_count(COMPOSITE + "/estimate") == 1
     assert emu.control.request_count(COMPOSITE) == 0 and emu.control.download_count() == 0
@@ -306,7 +306,7 @@ def test_budget_refusal_before_download(emu: EmulatorHandle, order_guid: str, tm
 
 def test_band_limit_refused_without_download_request(emu: EmulatorHandle, order_guid: str, tmp_path: Path) -> None:
     emu.control.update_account(emu.api_key, max_total_bands=2)
-    with pytest.raises(AirflowFailException, match="bands: 'rgb' asks for 3 bands.*MaxTotalBands=2"):
+    with pytest.raises(AirflowFailException, match=r"bands: 'rgb' asks for 3 bands.*MaxTotalBands=2"):
         composite(destination=str(tmp_path)).execute({})
     assert emu.control.request_count(COMPOSITE) == 0 and emu.control.download_count() == 0
 
@@ -321,15 +321,15 @@ def test_area_limit_refused_without_download_request(emu: EmulatorHandle, order_
 def test_bad_settings_fail_before_any_request(emu: EmulatorHandle, tmp_path: Path) -> None:
     with pytest.raises(AirflowFailException, match="resolution: must be one of 10, 20"):
         composite(destination=str(tmp_path), resolution=15).execute({})
-    with pytest.raises(AirflowFailException, match="wkt: .*Point"):
+    with pytest.raises(AirflowFailException, match=r"wkt: .*Point"):
         composite(destination=str(tmp_path), wkt="POINT (8 50)").execute({})
     with pytest.raises(AirflowFailException, match="give exactly one area"):
         composite(destination=str(tmp_path), geojson=FIELD_GEOJSON).execute({})
     with pytest.raises(AirflowFailException, match="destination: required"):
         composite().execute({})
-    with pytest.raises(AirflowFailException, match="filename: .*unknown placeholder"):
+    with pytest.raises(AirflowFailException, match=r"filename: .*unknown placeholder"):
         composite(destination=str(tmp_path), filename="{nope}.tif").execute({})
-    with pytest.raises(AirflowFailException, match="filename: .*inside destination"):
+    with pytest.raises(AirflowFailException, match=r"filename: .*inside destination"):
         composite(destination=str(tmp_path), filename="../escape.tif").execute({})
     assert settled_log(emu) == []
 
@@ -368,14 +368,14 @@ def test_tile_and_minitile_downloads(emu: EmulatorHandle, tmp_path: Path) -> Non
 class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list[tuple[str, bytes]] = []
 
-    def do_PUT(self) -> None:  # noqa: N802 - http.server naming
+    def do_PUT(self) -> None:
         length = int(self.headers["Content-Length"])
         self.received.append((self.path, self.rfile.read(length)))
         self.send_response(201)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
