@@ -296,8 +296,20 @@ class EmulatorASGI:
             )
             return
         if kind == "latency":
+            # Slow processing, not a slow network: the request is read in full first, so a client that gives
+            # up during the delay does not stop the server from acting on it (a create still commits).
+            received: list[Message] = []
+            while True:
+                msg = await receive()
+                received.append(msg)
+                if msg["type"] != "http.request" or not msg.get("more_body"):
+                    break
             await asyncio.sleep(fault.delay if fault.delay is not None else 1.0)
-            await self.app(scope, receive, send)
+
+            async def replay() -> Message:
+                return received.pop(0) if received else await receive()
+
+            await self.app(scope, replay, send)
             return
         if kind == "reset":
             await _drain(receive)
