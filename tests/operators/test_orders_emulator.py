@@ -21,13 +21,20 @@ from tests.operators.test_orders_support import (
     AOI_GEOJSON,
     AOI_WKT,
     CONSTELLATIONS,
+    BodySpy,
     DictStore,
     DyingStore,
     FakeTI,
     context,
+    install_spy,
     month_start,
-    spy,  # noqa: F401 - fixture
 )
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> BodySpy:
+    return install_spy(monkeypatch)
+
 
 pytestmark = pytest.mark.integration
 
@@ -343,9 +350,9 @@ def test_search_tiles_returns_guid_lists(emu: Any) -> None:
     found = ClearSkySearchTilesOperator(task_id="search", wkt=AOI_WKT).execute(context())
     assert set(found) == {"tile_guids", "minitile_guids"}
     assert found["tile_guids"]
-    inside = ClearSkySearchTilesOperator(
-        task_id="minis", tile_guid_for_minitiles=found["tile_guids"][0]
-    ).execute(context())
+    inside = ClearSkySearchTilesOperator(task_id="minis", tile_guid_for_minitiles=found["tile_guids"][0]).execute(
+        context()
+    )
     assert inside["minitile_guids"]
 
 
@@ -413,17 +420,17 @@ def test_cancel_accepted_historical_order_fails_clearly_and_changes_nothing(emu:
     first, last = previous_month(emu)
     guid = create_op(emu, date_from=first, date_to=last).execute(context(FakeTI(), DictStore()))
     before = emu.control.order(guid)
-    with pytest.raises(AirflowFailException, match="historical order .* cannot cancel it"):
+    with pytest.raises(AirflowFailException, match=r"historical order .* cannot cancel it"):
         ClearSkyCancelOrderOperator(task_id="cancel", order_guid=guid).execute(context())
     assert emu.control.request_count("/api/tasking/orders/cancel") == 0
     assert emu.control.order(guid)["OrderingProcessStatus"] == before["OrderingProcessStatus"]
 
 
 def test_cancel_unknown_order_fails_without_retry(emu: Any) -> None:
-    with pytest.raises(AirflowFailException, match="not found|no order"):
-        ClearSkyCancelOrderOperator(
-            task_id="cancel", order_guid="3f2b1c9e-0000-4000-8000-000000000000"
-        ).execute(context())
+    with pytest.raises(AirflowFailException, match=r"not found|no order"):
+        ClearSkyCancelOrderOperator(task_id="cancel", order_guid="3f2b1c9e-0000-4000-8000-000000000000").execute(
+            context()
+        )
 
 
 @pytest.mark.parametrize(

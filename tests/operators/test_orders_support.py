@@ -83,8 +83,8 @@ class BodySpy:
         return [body for name, body in self.calls if name == endpoint]
 
 
-@pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> BodySpy:
+def install_spy(monkeypatch: pytest.MonkeyPatch) -> BodySpy:
+    """Record every body the hook sends (use from a ``spy`` fixture)."""
     recorder = BodySpy()
     original = ClearSkyHook.run
 
