@@ -215,7 +215,7 @@ def main() -> None:
     print(
         f"target < 50 KB per waiting trigger: worst {worst_memory:.2f} KB -> {'met' if worst_memory < 50 else 'MISSED'}"
     )
-    print(f"pollers/clients left after cancelling every trigger: {'none' if not leaks else leaks}")
+    print(f"pollers/clients left after cancelling every trigger: {leaks or 'none'}")
 
 
 if __name__ == "__main__":
