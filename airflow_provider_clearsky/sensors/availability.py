@@ -45,16 +45,17 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     Poke, reschedule or deferrable (default ``[operators] default_deferrable``).
 
     :param aoi: the area (templated): WKT, GeoJSON (dict or text; geometry, Feature or FeatureCollection),
-        or a path to a ``.wkt``/``.geojson``/``.json`` file (read through ``template_ext``).
+        or a path to a ``.wkt``/``.geojson``/``.json`` file (read through ``template_ext``). ``wkt=`` or
+        ``geojson=`` may be used instead, as in the download operators.
     :param dates: dates to wait for (templated): a list, JSON text, or comma-separated ``YYYY-MM-DD``.
     :param date_from: first day of the window (templated), e.g. ``{{ data_interval_start | ds }}``.
     :param date_to: last day of the window, inclusive (templated).
     :param ready_when: ``"all"`` (default) or ``"any"``.
     :param model: model as in the download (default ``Stratus2``).
     :param satellite_constellations: constellations as in the download.
-    :param epsg_projection: EPSG as in the download (default 47000, automatic UTM).
-    :param bandnames: bands as in the download (default ``all``).
-    :param utm_data_selection_mode: UTM mode as in the download (default ``combined_utm``).
+    :param epsg: EPSG as in the download (default 47000, automatic UTM); alias ``epsg_projection``.
+    :param bands: bands as in the download (default ``all``); alias ``bandnames``.
+    :param utm_mode: UTM mode as in the download (default ``combined_utm``); alias ``utm_data_selection_mode``.
     :param allow_partial: accept partially available imagery (as ``AllowPartialImage`` in the download).
     :param clearsky_conn_id: the ClearSKY connection.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
@@ -64,34 +65,43 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
 
     template_fields: Sequence[str] = (
         "aoi",
+        "wkt",
+        "geojson",
         "dates",
         "date_from",
         "date_to",
         "model",
         "satellite_constellations",
-        "epsg_projection",
-        "bandnames",
+        "epsg",
+        "bands",
     )
     template_ext: Sequence[str] = (".wkt", ".geojson", ".json")
 
     def __init__(
         self,
         *,
-        aoi: str | Mapping[str, Any],
+        aoi: str | Mapping[str, Any] | None = None,
+        wkt: str | None = None,
+        geojson: str | Mapping[str, Any] | None = None,
         dates: Sequence[Any] | str | None = None,
         date_from: Any = None,
         date_to: Any = None,
         ready_when: str = ALL,
         model: str = "Stratus2",
         satellite_constellations: Sequence[str] | str = ("Sentinel1", "Sentinel2", "Landsat89"),
-        epsg_projection: int | str = AUTO_UTM_EPSG,
-        bandnames: str | Sequence[str] = "all",
-        utm_data_selection_mode: str = "combined_utm",
+        epsg: int | str = AUTO_UTM_EPSG,
+        bands: str | Sequence[str] = "all",
+        utm_mode: str = "combined_utm",
         allow_partial: bool = False,
         poke_interval: float = 600,
+        bandnames: str | Sequence[str] | None = None,
+        epsg_projection: int | str | None = None,
+        utm_data_selection_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
+        if sum(value is not None for value in (aoi, wkt, geojson)) != 1:
+            raise ValueError("give the area as exactly one of aoi, wkt or geojson")
         if ready_when not in (ALL, ANY):
             raise ValueError(f"ready_when must be 'all' or 'any', got {ready_when!r}")
         if dates is not None and (date_from is not None or date_to is not None):
@@ -99,15 +109,18 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         if dates is None and (date_from is None or date_to is None):
             raise ValueError("give dates, or both date_from and date_to (e.g. the DAG run's month)")
         self.aoi = aoi
+        self.wkt = wkt
+        self.geojson = geojson
         self.dates = dates
         self.date_from = date_from
         self.date_to = date_to
         self.ready_when = ready_when
         self.model = model
         self.satellite_constellations = satellite_constellations
-        self.epsg_projection = epsg_projection
-        self.bandnames = bandnames
-        self.utm_data_selection_mode = utm_data_selection_mode
+        # The API's names (bandnames, epsg_projection, utm_data_selection_mode) are accepted too.
+        self.epsg = epsg_projection if epsg_projection is not None else epsg
+        self.bands = bandnames if bandnames is not None else bands
+        self.utm_mode = utm_data_selection_mode if utm_data_selection_mode is not None else utm_mode
         self.allow_partial = allow_partial
         self._tracker: AvailabilityTracker | None = None
 
@@ -118,7 +131,7 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         from airflow_provider_clearsky.models.geometry import imagery_wkt
 
         try:
-            aoi: Any = self.aoi
+            aoi: Any = next(value for value in (self.aoi, self.wkt, self.geojson) if value is not None)
             if isinstance(aoi, str) and aoi.strip().startswith("{"):
                 aoi = json.loads(aoi)
             wkt = imagery_wkt(aoi)
@@ -136,9 +149,9 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
                 date_to=parse_day(self.date_to, "date_to") if self.date_to not in (None, "") else None,
                 model=str(self.model).strip(),
                 satellite_constellations=tuple(str(item).strip() for item in constellations),
-                epsg_projection=int(self.epsg_projection),
-                bandnames=",".join(self.bandnames) if not isinstance(self.bandnames, str) else self.bandnames,
-                utm_data_selection_mode=self.utm_data_selection_mode,
+                epsg_projection=int(self.epsg),
+                bandnames=",".join(self.bands) if not isinstance(self.bands, str) else self.bands,
+                utm_data_selection_mode=self.utm_mode,
                 allow_partial=bool(self.allow_partial),
                 ready_when=self.ready_when,
             )

@@ -67,7 +67,9 @@ def test_any_date_returns_the_first_ready(emu: EmulatorHandle, recurring: str) -
 
 def test_window_of_the_month_returns_its_image_dates(emu: EmulatorHandle, recurring: str) -> None:
     emu.control.set_speed(2 * DAY)
-    dates = sensor(date_from="2025-06-01", date_to="2025-06-10", aoi=json.dumps(FIELD_GEOJSON)).execute({})
+    dates = sensor(date_from="2025-06-01", date_to="2025-06-10", aoi=None, geojson=json.dumps(FIELD_GEOJSON)).execute(
+        {}
+    )
     assert dates == ["2025-06-01", "2025-06-08"]
     assert emu.control.request_count(SEARCH) >= 2  # after the first pass, discovery is one search per poke
 
@@ -120,7 +122,8 @@ def test_transient_faults_are_waited_out(emu: EmulatorHandle, recurring: str) ->
         ({"aoi": "POINT (8.6 50.1)"}, "aoi is a Point"),
         ({"dates": ["2025-13-01"]}, "dates: '2025-13-01' is not a date"),
         ({"dates": []}, "dates is empty"),
-        ({"dates": ["2025-06-01"], "epsg_projection": "x"}, "invalid availability settings"),
+        ({"dates": ["2025-06-01"], "epsg": "x"}, "invalid availability settings"),
+        ({"dates": ["2025-06-01"], "bands": ""}, "Bandnames"),
         ({"dates": ["2025-06-01"], "bandnames": ""}, "Bandnames"),
         ({"date_from": "2025-06-30", "date_to": "2025-06-01", "dates": None}, "before date_from"),
     ],
@@ -139,6 +142,8 @@ def test_bad_arguments_at_construction() -> None:
         sensor(dates=["2025-06-01"], date_from="2025-06-01", date_to="2025-06-30")
     with pytest.raises(ValueError, match="give dates"):
         sensor(date_from="2025-06-01")
+    with pytest.raises(ValueError, match="exactly one of aoi, wkt or geojson"):
+        sensor(dates=["2025-06-01"], wkt=FIELD)
 
 
 def test_deferrable_hands_over_a_primitive_spec(emu: EmulatorHandle, recurring: str) -> None:
