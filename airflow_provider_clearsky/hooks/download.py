@@ -35,7 +35,9 @@ class _DownloadBase:
 class Download(_DownloadBase):
     """A streamed download answer (sync). Transport failures mid-body raise ``TransportError``."""
 
-    def iter_bytes(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    def iter_bytes(self, chunk_size: int | None = CHUNK_SIZE) -> Iterator[bytes]:
+        """The body in chunks of ``chunk_size`` bytes, or as received from the network with ``None``
+        (no re-chunking copies: the fastest way to stream a large file)."""
         try:
             yield from self._response.iter_bytes(chunk_size)
         except httpx.TransportError as error:
@@ -45,7 +47,7 @@ class Download(_DownloadBase):
 class AsyncDownload(_DownloadBase):
     """A streamed download answer (async)."""
 
-    async def aiter_bytes(self, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self, chunk_size: int | None = CHUNK_SIZE) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._response.aiter_bytes(chunk_size):
                 yield chunk
