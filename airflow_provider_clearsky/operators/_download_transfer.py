@@ -11,6 +11,7 @@ from typing import Any, Protocol
 class _Log(Protocol):
     def info(self, event: Any, *args: Any, **kw: Any) -> Any: ...
 
+
 # One semaphore per (connection id, base URL) for the whole process: however many operators or threads
 # download through one connection here, no more than MaxConcurrentConnections are in flight at once.
 _SLOTS: dict[tuple[str, str], threading.BoundedSemaphore] = {}

@@ -34,7 +34,6 @@ from airflow_provider_clearsky.exceptions import (
     ServerError,
     TransportError,
 )
-from airflow_provider_clearsky.hooks.download import CHUNK_SIZE
 from airflow_provider_clearsky.operators import _download_metadata as meta
 from airflow_provider_clearsky.operators import _download_transfer as transfer
 from airflow_provider_clearsky.operators import _storage as storage
@@ -159,7 +158,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         verify_existing: str = "checksum",
         write_stac: bool = True,
         upload_url: str | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
         clearsky_conn_id: str = "clearsky_default",
         **kwargs: Any,
     ) -> None:
@@ -289,9 +288,9 @@ class _ClearSkyDownloadOperator(BaseOperator):
             raise AirflowFailException(
                 f"verify_existing: must be one of {', '.join(_VERIFY_MODES)}, not {self.verify_existing!r}"
             )
-        if not isinstance(self.chunk_size, int) or self.chunk_size < 4096:
+        if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 4096):
             raise AirflowFailException(
-                f"chunk_size: must be an integer of at least 4096 bytes, not {self.chunk_size!r}"
+                f"chunk_size: must be None (as received, fastest) or at least 4096 bytes, not {self.chunk_size!r}"
             )
         if self.upload_url and self.destination:
             raise AirflowFailException(
@@ -570,7 +569,8 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
         (implies ``estimate_first``). Templated.
     :param upload_url: a signed URL the API writes the file to (201, no body). Secret: masked in logs and
         rendered fields, never returned. Templated.
-    :param chunk_size: bytes per read from the network.
+    :param chunk_size: re-chunk the body into pieces of this many bytes; default ``None`` writes chunks as
+        they arrive from the network (fastest: no extra copies; memory stays flat either way).
     :param clearsky_conn_id: the ClearSKY connection.
 
     Returns the destination URI (``file:///...`` for local files), or a redacted description in upload
