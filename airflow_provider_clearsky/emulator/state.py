@@ -951,6 +951,7 @@ class Store:
         """Validate, check coverage and availability, charge, and lay out the GeoTIFF."""
         with self.lock:
             default_epsg = None
+            cell_guid = ""
             if kind == "composite":
                 aoi = _download_geometry(body)
                 name = f"composite_{(body.Model or 'Stratus2')}"
@@ -967,6 +968,7 @@ class Store:
                 aoi = cell.geometry
                 default_epsg = cell.epsg
                 name = f"{kind}_{cell.guid}"
+                cell_guid = cell.guid
             if body.Date is None:
                 raise validation_error({"Date": ["'Date' must not be empty."]})
             spec, _ = self._raster(key, body, aoi, default_epsg)
@@ -990,7 +992,10 @@ class Store:
                     {"Date": [d.isoformat()]},
                 )
             ready = [o for o in cov["ready"] if o.geometry.intersects(aoi)]
-            with_passes = [o for o in ready if o.passes_used.get(d.isoformat(), 0) < o.api_requests]
+            # A pass is one download of the data once: per date for composites, per date and grid cell for
+            # tile/minitile downloads (downloading each cell of a tile order once is one pass, not one per cell).
+            pass_key = f"{d.isoformat()}/{cell_guid}" if cell_guid else d.isoformat()
+            with_passes = [o for o in ready if o.passes_used.get(pass_key, 0) < o.api_requests]
             pass_union = shapely.union_all([o.geometry for o in with_passes]) if with_passes else shapely.Polygon()
             if not (_covers(pass_union, aoi) or (partial and pass_union.intersects(aoi))):
                 raise ApiError(
@@ -1015,7 +1020,7 @@ class Store:
                 )
             acct.credit_amount -= units
             for o in with_passes:
-                o.passes_used[d.isoformat()] = o.passes_used.get(d.isoformat(), 0) + 1
+                o.passes_used[pass_key] = o.passes_used.get(pass_key, 0) + 1
             self.charges.append(
                 {
                     "kind": "download",
