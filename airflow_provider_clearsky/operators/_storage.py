@@ -125,8 +125,9 @@ class BackgroundSha256:
     """SHA-256 computed in a helper thread, in blocks of ``HASH_BLOCK`` bytes.
 
     ``hashlib`` releases the GIL while it hashes a block, so hashing overlaps with reading the network and
-    writing the file (measured about 25% faster than hashing inline on a 2-core machine). Small inputs
-    never start the thread. The queue is bounded, so memory stays flat.
+    writing the file when a core is free (on the 2-vCPU benchmark machine the median gain was small and
+    noisy; see docs/operators-download.md). Small inputs never start the thread. The queue is bounded, so
+    memory stays flat.
     """
 
     def __init__(self) -> None:
