@@ -174,9 +174,11 @@ class BackgroundSha256:
         return self._hexdigest
 
     def close(self) -> None:
-        """Stop the helper thread without computing the digest (the download failed)."""
-        self._pending = []
-        self._stop()
+        """Stop the helper thread without computing the digest (the download failed); no-op once the
+        digest is known."""
+        if self._hexdigest is None:
+            self._pending = []
+            self._stop()
 
 
 class IncompleteDownloadError(Exception):
@@ -227,6 +229,7 @@ class AtomicWriter:
             raise IncompleteDownloadError(
                 f"received {self.size} bytes but Content-Length announced {expected_size}; not committed"
             )
+        self._digest.hexdigest()  # waits for the hashing thread: the checksum is final from here on
         self._finished = True
 
     def commit(self) -> None:
