@@ -133,6 +133,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         "satellite_constellations",
         "order_guid",
         "upload_url",
+        "clearsky_conn_id",
     )
     ui_color = "#cfe8fc"
 
