@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -39,7 +39,15 @@ def storage_path(location: str) -> ObjectStoragePath:
 
     if "://" not in location:
         location = os.path.abspath(os.path.expanduser(location))
-    return ObjectStoragePath(location)
+    try:
+        return ObjectStoragePath(location)
+    except TypeError:
+        # Airflow 3.0's ObjectStoragePath refuses every URL scheme under universal-pathlib 0.3
+        # ("detected protocol ... incompatible"). Plain UPath has the same path API over fsspec; only the
+        # ``scheme://conn_id@bucket`` connection lookup is lost (the store's default credentials apply).
+        from upath import UPath
+
+        return cast("ObjectStoragePath", UPath(location))
 
 
 def is_local(path: ObjectStoragePath) -> bool:
