@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_clearsky.operators.download import ClearSkyDownloadCompositeOperator
 from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator, ClearSkyEstimateOrderOperator
 from airflow_provider_clearsky.sensors.availability import ClearSkyImageAvailabilitySensor
 from airflow_provider_clearsky.sensors.order_status import ClearSkyOrderStatusSensor
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException  # Airflow 3.1+
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowFailException
 
 try:
     from airflow.sdk import CronDataIntervalTimetable  # Airflow 3.1+
@@ -105,6 +109,8 @@ def month_window(data_interval_start: Any = None, data_interval_end: Any = None,
 @task.branch
 def find_or_order(first_day: str, last_day: str, ti: Any = None) -> str:
     """Reuse the recurring order that already covers this month, or go and order (once)."""
+    import shapely
+
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
     from airflow_provider_clearsky.models.geometry import parse_aoi
 
@@ -119,7 +125,7 @@ def find_or_order(first_day: str, last_day: str, ti: Any = None) -> str:
             and sorted(order.satellite_constellations or []) == sorted(CONSTELLATIONS)
             and order.image_frequency == IMAGE_FREQUENCY
             and order.wkt is not None
-            and parse_aoi(order.wkt).equals_exact(wanted, tolerance=1e-6)
+            and shapely.hausdorff_distance(parse_aoi(order.wkt), wanted) < 1e-6  # same area, any WKT spelling
         )
 
     with ClearSkyHook("clearsky_default") as hook:
@@ -274,3 +280,7 @@ with DAG(
     ).expand(date=wait_for_images.output)
 
     publish(downloads.output, window["month"], guid)
+
+
+if __name__ == "__main__":
+    dag.test()
