@@ -685,6 +685,15 @@ def _admin_routes(app: FastAPI, emulator: Emulator) -> None:
     async def admin_orders() -> JSONResponse:
         return ok(control.orders())
 
+    @app.get("/_emulator/orders/{guid}")
+    async def admin_order(guid: str) -> JSONResponse:
+        """One order: the target of the "ClearSKY order" extra link when a connection's ``dashboard_url`` is
+        ``<emulator>/_emulator`` (the demo sets that)."""
+        try:
+            return ok(control.order(guid))
+        except KeyError:
+            raise errors.not_found(f"Unknown order '{guid}'.") from None
+
     @app.get("/_emulator/accounts")
     async def admin_accounts() -> JSONResponse:
         return ok([control.account(k) for k in list(emulator.store.accounts)])
