@@ -34,6 +34,34 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_clearsky.hooks.clearsky"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "ClearSKY Vision",
+                "python-modules": [
+                    "airflow_provider_clearsky.operators.orders",
+                    "airflow_provider_clearsky.operators.download",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "ClearSKY Vision",
+                "python-modules": [
+                    "airflow_provider_clearsky.sensors.order_status",
+                    "airflow_provider_clearsky.sensors.availability",
+                ],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "ClearSKY Vision",
+                "python-modules": [
+                    "airflow_provider_clearsky.triggers.order_status",
+                    "airflow_provider_clearsky.triggers.availability",
+                ],
+            }
+        ],
+        "extra-links": ["airflow_provider_clearsky.links.ClearSkyOrderLink"],
         "connection-types": [
             {
                 "connection-type": "clearsky",

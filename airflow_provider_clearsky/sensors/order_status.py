@@ -29,7 +29,8 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     Poke, reschedule or deferrable (default ``[operators] default_deferrable``). Deferred sensors of one
     connection share one order-list request per poll interval in the triggerer.
 
-    :param order_guid: the order's GUID (templated), e.g. ``{{ ti.xcom_pull('create_order')['guid'] }}``.
+    :param order_guid: the order's GUID (templated), e.g. ``{{ ti.xcom_pull(task_ids='create_order') }}``
+        (the create operator returns the GUID).
     :param target_statuses: statuses that end the wait (templated); default Completed/UpToDate by order type.
     :param clearsky_conn_id: the ClearSKY connection.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).

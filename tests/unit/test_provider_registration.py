@@ -57,6 +57,36 @@ def test_every_listed_module_and_class_imports():
             importlib.import_module(path)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "airflow_provider_clearsky.operators.orders.ClearSkyEstimateOrderOperator",
+        "airflow_provider_clearsky.operators.orders.ClearSkyCreateOrderOperator",
+        "airflow_provider_clearsky.operators.orders.ClearSkyCancelOrderOperator",
+        "airflow_provider_clearsky.operators.orders.ClearSkySearchTilesOperator",
+        "airflow_provider_clearsky.operators.orders.ClearSkyOptimizeTilesOperator",
+        "airflow_provider_clearsky.operators.download.ClearSkyDownloadCompositeOperator",
+        "airflow_provider_clearsky.operators.download.ClearSkyDownloadTileOperator",
+        "airflow_provider_clearsky.sensors.order_status.ClearSkyOrderStatusSensor",
+        "airflow_provider_clearsky.sensors.availability.ClearSkyImageAvailabilitySensor",
+        "airflow_provider_clearsky.triggers.order_status.ClearSkyOrderStatusTrigger",
+        "airflow_provider_clearsky.triggers.availability.ClearSkyImageAvailabilityTrigger",
+    ],
+)
+def test_public_classes_live_in_registered_modules(path):
+    module = path.rpartition(".")[0]
+    info = get_provider_info()
+    registered = [m for group in ("operators", "sensors", "triggers") for e in info[group] for m in e["python-modules"]]
+    assert module in registered
+    assert isinstance(_import(path), type)
+
+
+def test_extra_link_is_registered_with_airflow():
+    from airflow.providers_manager import ProvidersManager
+
+    assert "airflow_provider_clearsky.links.ClearSkyOrderLink" in ProvidersManager().extra_links_class_names
+
+
 def test_package_name_is_the_canonical_distribution_name():
     from importlib.metadata import distribution
 
