@@ -39,8 +39,10 @@ except ImportError:  # Airflow 3.0
         AirflowSkipException,
     )
 
-# ResumableJobMixin arrived in Airflow 3.3; common-compat hands out a stand-in on older versions.
-from airflow.providers.common.compat.sdk import ResumableJobMixin
+try:
+    from airflow.sdk import ResumableJobMixin
+except ImportError:  # below Airflow 3.3: common-compat's stand-in (a new job on every try)
+    from airflow.providers.common.compat.sdk import ResumableJobMixin  # type: ignore[no-redef,unused-ignore]
 from airflow.sdk.execution_time.xcom import XCom
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_clearsky.exceptions import InvalidRequestError
 
+DEFAULT_CONN_ID = "clearsky_default"
 DEFAULT_BASE_URL = "https://api.clearsky.vision"
 DEFAULT_DASHBOARD_URL = "https://dashboard.clearsky.vision"
 

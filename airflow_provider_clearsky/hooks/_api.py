@@ -69,7 +69,7 @@ class RetryPolicy:
         error = outcome.exception() if outcome is not None else None
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
             return min(max(error.retry_after, 0.0), self.retry_after_cap)
-        backoff = tenacity.wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max)
+        backoff = tenacity.wait_exponential_jitter(multiplier=self.backoff_initial, max=self.backoff_max)
         return float(backoff(retry_state))
 
 

@@ -17,7 +17,7 @@ import tenacity
 
 from airflow_provider_clearsky import __version__
 from airflow_provider_clearsky._compat import BaseHook, aget_connection, airflow_version, mask_secret
-from airflow_provider_clearsky.connection import UI_FIELD_BEHAVIOUR, ConnectionSettings
+from airflow_provider_clearsky.connection import DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR, ConnectionSettings
 from airflow_provider_clearsky.exceptions import ClearSkyError, NotFoundError
 from airflow_provider_clearsky.hooks import endpoints
 from airflow_provider_clearsky.hooks._api import (
@@ -75,7 +75,7 @@ class ClearSkyHook(BaseHook):
     """
 
     conn_name_attr = "clearsky_conn_id"
-    default_conn_name = "clearsky_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "clearsky"
     hook_name = "ClearSKY Vision"
 

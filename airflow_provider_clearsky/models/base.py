@@ -47,7 +47,7 @@ class _ApiModel(BaseModel):
 class ApiResponse(_ApiModel):
     """A model of something the API returns: tolerant of casing, keeps unknown fields."""
 
-    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow", defer_build=True)
 
 
 class ApiRequest(_ApiModel):

@@ -14,12 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clearsky.models import OrderEstimate, OrderRequest, TaskOrder, is_failed_status
+from airflow_provider_clearsky.models.enums import is_failed_status
 
 if TYPE_CHECKING:
     from pendulum import DateTime
     from pydantic import BaseModel
     from shapely.geometry.base import BaseGeometry
+
+    from airflow_provider_clearsky.models import OrderEstimate, OrderRequest, TaskOrder
 
 #: Mean radius of the authalic (equal-area) sphere of WGS84, in metres.
 AUTHALIC_RADIUS_M = 6_371_007.2

@@ -26,6 +26,7 @@ from airflow_provider_clearsky._compat import (
     BaseOperator,
     ResumableJobMixin,
 )
+from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
 from airflow_provider_clearsky.exceptions import (
     AuthenticationError,
     BadRequestError,
@@ -34,7 +35,6 @@ from airflow_provider_clearsky.exceptions import (
     NotFoundError,
     OrderOutcomeUnknownError,
 )
-from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.operators import _order_settings as settings
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from pydantic import JsonValue
 
+    from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
     from airflow_provider_clearsky.models import OrderEstimate, OrderRequest, TaskOrder
 
 AOI_FIELDS = ("wkt", "geojson", "tile_guids", "minitile_guids")
@@ -77,12 +78,14 @@ def _fail_fast(error: ClearSkyError) -> Exception:
 class _ClearSkyOperator(BaseOperator):
     """Connection handling shared by the operators."""
 
-    def __init__(self, *, clearsky_conn_id: str = ClearSkyHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, clearsky_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.clearsky_conn_id = clearsky_conn_id
 
     @cached_property
     def hook(self) -> ClearSkyHook:
+        from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+
         return ClearSkyHook(clearsky_conn_id=self.clearsky_conn_id)
 
 

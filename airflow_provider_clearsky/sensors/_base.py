@@ -18,12 +18,14 @@ from airflow_provider_clearsky._compat import (
     PokeReturnValue,
     default_deferrable,
 )
+from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
 from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
-from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 from airflow_provider_clearsky.triggers._polling import is_transient
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 
 #: Extra time Airflow's own deferral timeout allows after the trigger's deadline (a backstop only: the
 #: trigger fires its own ``timeout`` event first, which is what makes ``soft_fail`` skip).
@@ -55,7 +57,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        clearsky_conn_id: str = ClearSkyHook.default_conn_name,
+        clearsky_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool | None = None,
         poke_interval: float = 300,
         exponential_backoff: bool = True,
@@ -70,6 +72,8 @@ class ClearSkyBaseSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> ClearSkyHook:
+        from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+
         return ClearSkyHook(self.clearsky_conn_id)
 
     # ------------------------------------------------------------------ for subclasses

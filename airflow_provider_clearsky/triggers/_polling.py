@@ -22,6 +22,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from airflow_provider_clearsky.exceptions import (
     AuthenticationError,
@@ -32,8 +33,10 @@ from airflow_provider_clearsky.exceptions import (
     ServerError,
     TransportError,
 )
-from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
-from airflow_provider_clearsky.models import TaskOrder
+
+if TYPE_CHECKING:
+    from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+    from airflow_provider_clearsky.models import TaskOrder
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,12 @@ class Backoff:
 
 # --------------------------------------------------------------------------------------------- hook sharing
 
-HookFactory = Callable[[str], ClearSkyHook]
+HookFactory = Callable[[str], "ClearSkyHook"]
 
 
 def _default_hook_factory(conn_id: str) -> ClearSkyHook:
+    from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+
     return ClearSkyHook(conn_id)
 
 

@@ -29,12 +29,14 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky._compat import BaseTrigger, TriggerEvent
 from airflow_provider_clearsky.exceptions import ClearSkyError, NoImageryError, NotCoveredByOrderError
-from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
-from airflow_provider_clearsky.models import AvailableDatesRequest, CompositeAvailability, ImageryRequest
+
+if TYPE_CHECKING:
+    from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+    from airflow_provider_clearsky.models import AvailableDatesRequest, CompositeAvailability, ImageryRequest
 from airflow_provider_clearsky.triggers._polling import Backoff, is_fatal, is_transient, seconds_left, shared_hook
 
 READY = "ready"
@@ -127,6 +129,8 @@ class AvailabilitySpec:
 
     def request(self, day: dt.date | None = None) -> ImageryRequest:
         """The ``composite/available`` request for ``day`` (raises InvalidRequestError on bad settings)."""
+        from airflow_provider_clearsky.models import ImageryRequest
+
         return ImageryRequest(
             wkt=self.wkt,
             date=day or self.days()[0],
@@ -139,6 +143,8 @@ class AvailabilitySpec:
         )
 
     def search_request(self) -> AvailableDatesRequest:
+        from airflow_provider_clearsky.models import AvailableDatesRequest
+
         return AvailableDatesRequest(wkt=self.wkt, date_from=self.date_from, until=self.date_to)
 
     def describe(self) -> str:

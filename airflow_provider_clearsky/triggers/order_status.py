@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky._compat import BaseTrigger, TriggerEvent
 from airflow_provider_clearsky.exceptions import ClearSkyError
-from airflow_provider_clearsky.models import OrderStatus, TaskOrder, is_failed_status
+from airflow_provider_clearsky.models.enums import OrderStatus, is_failed_status
+
+if TYPE_CHECKING:
+    from airflow_provider_clearsky.models import TaskOrder
 from airflow_provider_clearsky.triggers._polling import (
     Backoff,
     OrderWaiter,
