@@ -190,7 +190,8 @@ def summarise(
     orders_charged = [c for c in control.charges() if c["kind"] in ("order", "renewal", "refund")]
     files = sorted(folder.glob("*.tif")) if folder.is_dir() else []
     print()
-    print(f"DAG run {'succeeded' if code == 0 else f'FAILED (exit code {code})'} in {time.monotonic() - started:.0f} s")
+    outcome = "succeeded" if code == 0 else f"FAILED (exit code {code})"
+    print(f"DAG run {outcome}; the demo took {time.monotonic() - started:.0f} s")
     for order in orders:
         kind = "recurring" if order.get("To") is None else f"until {order['To']}"
         area = order.get("TaskOrderAreaKm2") or 0.0
@@ -231,6 +232,9 @@ def run_standalone(
 ) -> int:
     import httpx
 
+    # Ctrl-C and `kill` both stop Airflow cleanly, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     examples = examples_folder()
     home = fresh_folder(workdir / "airflow-standalone")
     port = port or free_port()
@@ -266,9 +270,12 @@ def run_standalone(
             print(
                 f"  ClearSKY emulator {emulator.url} (clock x{clock_speed:g}), orders: {emulator.url}/_emulator/orders"
             )
-            print(f"  AIRFLOW_HOME {home}; output in {log_path}")
+            print(f"  AIRFLOW_HOME {home}; output in {log_path}", flush=True)
             if not paused:
-                print(f"  {MONTHLY_DAG} is unpaused and runs for last month now; trigger the others from the UI.")
+                print(
+                    f"  {MONTHLY_DAG} is unpaused and runs for last month now; trigger the others from the UI.",
+                    flush=True,
+                )
             print("Press Ctrl-C to stop.", flush=True)
             while process.poll() is None:
                 time.sleep(0.5)
@@ -278,6 +285,10 @@ def run_standalone(
             return 0
         finally:
             stop_group(process)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def wait_until_up(health_url: str, process: subprocess.Popen[Any], timeout: float, log_path: Path, httpx: Any) -> None:
