@@ -72,13 +72,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_emulator(start: dt.datetime | None, speed: float) -> Iterator[Any]:
+def running_emulator(start: dt.datetime | None, speed: float, faults: list[str] | None = None) -> Iterator[Any]:
     """The emulator in a background thread of this process, on a free loopback port, admin API on."""
     from .config import EmulatorConfig
     from .server import EmulatorServer
 
     server = EmulatorServer(
-        EmulatorConfig(host=LOOPBACK, port=0, admin=True, clock_speed=speed, start_time=start, access_log=False)
+        EmulatorConfig(
+            host=LOOPBACK,
+            port=0,
+            admin=True,
+            clock_speed=speed,
+            start_time=start,
+            faults=list(faults or []),
+            access_log=False,
+        )
     ).start()
     try:
         yield server
@@ -156,7 +164,9 @@ def month_before(day: dt.date) -> tuple[dt.date, dt.date]:
     return last.replace(day=1), last
 
 
-def run_demo(workdir: Path, clock_speed: float) -> int:
+def run_demo(
+    workdir: Path, clock_speed: float, faults: list[str] | None = None, conf: dict[str, Any] | None = None
+) -> int:
     examples = examples_folder()
     started = time.monotonic()
     # The scheduled run of the 1st of this month fetches last month: the demo plays that run, with the emulator's
@@ -169,15 +179,16 @@ def run_demo(workdir: Path, clock_speed: float) -> int:
     log_path = workdir / "demo.log"
 
     print(f"ClearSKY demo: {MONTHLY_DAG} for {first:%B %Y}, against the local emulator")
-    with running_emulator(logical_date + dt.timedelta(minutes=30), clock_speed) as emulator, open(log_path, "w") as log:
+    start = logical_date + dt.timedelta(minutes=30)
+    with running_emulator(start, clock_speed, faults) as emulator, open(log_path, "w") as log:
         print(f"  emulator      {emulator.url} (clock x{clock_speed:g}, demo key, loopback only)")
         print(f"  AIRFLOW_HOME  {home}")
         print(f"  log           {log_path}")
         env = airflow_env(home, examples, emulator.url, poke_seconds=1)
         if run_logged(airflow("db", "migrate"), env, log, 300, "airflow db migrate") != 0:
             raise DemoError(f"airflow db migrate failed; see {log_path}")
-        conf = json.dumps({"destination": str(imagery)})
-        command = airflow("dags", "test", MONTHLY_DAG, logical_date.isoformat(), "--conf", conf)
+        run_conf = json.dumps({"destination": str(imagery), **(conf or {})})
+        command = airflow("dags", "test", MONTHLY_DAG, logical_date.isoformat(), "--conf", run_conf)
         code = run_logged(command, env, log, 600, "airflow dags test")
         return summarise(emulator.control, imagery / f"{first:%Y-%m}", first, last, code, log_path, started)
 
@@ -357,6 +368,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="where the throw-away files go (.demo)")
     parser.add_argument("--port", type=int, default=8080, help="--standalone: the Airflow UI/API port (0: a free one)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="arm an emulator fault, repeatable (syntax of clearsky-emulator --fault), to see how the DAG copes",
+    )
+    parser.add_argument(
+        "--conf",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="DAG params of the run, e.g. '{\"max_cost_eur\": 0.5}' to see the budget gate refuse",
+    )
     parser.add_argument("--paused", action="store_true", help="--standalone: leave every example paused")
     parser.add_argument(
         "--clock-speed",
@@ -370,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.standalone:
             return run_standalone(workdir, args.port, args.clock_speed or 600.0, paused=args.paused)
-        return run_demo(workdir, args.clock_speed or 3600.0)
-    except DemoError as error:
+        return run_demo(workdir, args.clock_speed or 3600.0, args.fault, args.conf)
+    except (DemoError, ValueError) as error:  # ValueError: a bad --fault spec
         print(f"demo: {error}", file=sys.stderr)
         return 1
 
