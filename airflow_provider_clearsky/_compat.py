@@ -30,6 +30,7 @@ try:
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferred,
     )
 except ImportError:  # Airflow 3.0
     from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
@@ -37,6 +38,7 @@ except ImportError:  # Airflow 3.0
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferred,
     )
 
 try:
@@ -84,6 +86,7 @@ __all__ = [
     "BaseTrigger",
     "PokeReturnValue",
     "ResumableJobMixin",
+    "TaskDeferred",
     "TriggerEvent",
     "XCom",
     "aget_connection",

@@ -552,20 +552,27 @@ def build_app(emulator: Emulator) -> EmulatorASGI:
 
 
 async def _upload(url: str, stream: Any) -> None:
-    """PUT the file to the caller's URL. The URL is never logged or echoed (it may be signed)."""
-    import httpx
+    """PUT the file to the caller's URL. The URL is never logged or echoed (it may be signed).
 
+    httpcore rather than httpx: httpx logs every request's full URL at INFO level, signature included.
+    """
+    import httpcore
+
+    headers = [(b"Content-Length", str(stream.size).encode()), (b"Content-Type", b"application/octet-stream")]
     try:
-        async with httpx.AsyncClient(timeout=120.0) as client:
-            resp = await client.put(
-                url,
-                content=stream.aiter_strips(),
-                headers={"Content-Length": str(stream.size), "Content-Type": "application/octet-stream"},
+        async with httpcore.AsyncConnectionPool() as pool:
+            response = await pool.request(
+                "PUT", url, headers=headers, content=stream.aiter_strips(), extensions={"timeout": {"read": 120.0}}
             )
-    except httpx.HTTPError as exc:
+    except (
+        httpcore.TimeoutException,
+        httpcore.NetworkError,
+        httpcore.ProtocolError,
+        httpcore.UnsupportedProtocol,
+    ) as exc:
         raise ApiError(400, errors.DOMAIN_RULE, f"Upload to UploadUrl failed: {type(exc).__name__}.") from exc
-    if resp.status_code >= 300:
-        raise ApiError(400, errors.DOMAIN_RULE, f"Upload to UploadUrl failed with HTTP {resp.status_code}.")
+    if response.status >= 300:
+        raise ApiError(400, errors.DOMAIN_RULE, f"Upload to UploadUrl failed with HTTP {response.status}.")
 
 
 def _aoi(body: AoiBody) -> Any:

@@ -147,7 +147,7 @@ def test_bad_arguments_at_construction() -> None:
 
 
 def test_deferrable_hands_over_a_primitive_spec(emu: EmulatorHandle, recurring: str) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow_provider_clearsky._compat import TaskDeferred
 
     task = sensor(date_from="2025-06-01", date_to="2025-06-30", deferrable=True, allow_partial=True)
     with pytest.raises(TaskDeferred) as deferred:

@@ -120,7 +120,7 @@ def test_empty_guid_is_refused_before_any_request(emu: EmulatorHandle) -> None:
 
 
 def test_deferrable_hands_the_wait_to_the_trigger(emu: EmulatorHandle) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow_provider_clearsky._compat import TaskDeferred
 
     guid = place_order()
     task = sensor(guid, deferrable=True, timeout=600, poke_interval=30, exponential_backoff=True, max_wait=240)

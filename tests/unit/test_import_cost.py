@@ -10,16 +10,17 @@ import sys
 
 DAG_FILE_IMPORTS = """
 import sys
-from airflow.sdk import DAG
+from airflow.sdk import DAG, BaseOperator, BaseSensorOperator
+deferred = ["shapely", "numpy", "airflow_provider_clearsky.hooks.clearsky", "airflow_provider_clearsky.models.orders",
+            "airflow_provider_clearsky.models.imagery", "airflow_provider_clearsky.models.catalog",
+            "airflow_provider_clearsky.emulator.app", "fastapi"]
+already = {name for name in deferred if name in sys.modules}  # what Airflow itself loads (fastapi on 3.0)
 from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator, ClearSkyCancelOrderOperator
 from airflow_provider_clearsky.operators.download import ClearSkyDownloadCompositeOperator
 from airflow_provider_clearsky.sensors.order_status import ClearSkyOrderStatusSensor
 from airflow_provider_clearsky.sensors.availability import ClearSkyImageAvailabilitySensor
 from airflow_provider_clearsky.links import ClearSkyOrderLink
-deferred = ["shapely", "numpy", "airflow_provider_clearsky.hooks.clearsky", "airflow_provider_clearsky.models.orders",
-            "airflow_provider_clearsky.models.imagery", "airflow_provider_clearsky.models.catalog",
-            "airflow_provider_clearsky.emulator.app", "fastapi"]
-print(",".join(name for name in deferred if name in sys.modules))
+print(",".join(name for name in deferred if name in sys.modules and name not in already))
 """
 
 
