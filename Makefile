@@ -56,6 +56,7 @@ emulator: venv
 	$(VENV)/bin/clearsky-emulator --admin
 
 bench: venv
+	$(PY) -m uv pip install --quiet --python $(PY) -e ".[emulator,test,bench]"
 	$(PY) benchmarks/run_all.py
 
 clean:
