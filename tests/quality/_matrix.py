@@ -494,7 +494,7 @@ def run_scenario(handle: Any, operation: Operation, fault: Fault, intensity: str
         result.tries = try_number
         try:
             operation.attempt(run, try_number)
-        except BaseException as error:  # noqa: BLE001 - the matrix records every failure
+        except BaseException as error:
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
             result.error = error_text(error)
@@ -579,7 +579,10 @@ def table(results: list[Result]) -> str:
             cells.append(_cell(found) if found else "-")
         body.append(cells)
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-    line = lambda row: "  ".join(cell.ljust(width) for cell, width in zip(row, widths))  # noqa: E731
+
+    def line(row: list[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+
     out = [line(head), line(["-" * w for w in widths])]
     out += [line(row) for row in body]
     return "\n".join(out)

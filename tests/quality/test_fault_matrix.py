@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
 import pytest
 
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
