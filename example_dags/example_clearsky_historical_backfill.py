@@ -180,13 +180,13 @@ with DAG(
     )
     wait_for_images = ClearSkyImageAvailabilitySensor(
         task_id="wait_for_images",
-        aoi=AOI_FILE,
+        wkt=AOI_FILE,
         date_from=period["date_from"],
         date_to=period["date_to"],
         ready_when="all",
         model=MODEL,
         satellite_constellations=CONSTELLATIONS,
-        bandnames=BANDS,
+        bands=BANDS,
         deferrable=True,
         poke_interval=POKE_SECONDS,
         max_wait=dt.timedelta(seconds=POKE_SECONDS * 4),

@@ -133,12 +133,12 @@ with DAG(
     )
     wait_for_images = ClearSkyImageAvailabilitySensor(
         task_id="wait_for_images",
-        aoi=AOI_FILE,
+        geojson=AOI_FILE,
         date_from=month["first_day"],
         date_to=month["last_day"],
         model=MODEL,
         satellite_constellations=CONSTELLATIONS,
-        bandnames=BANDS,
+        bands=BANDS,
         deferrable=True,
         poke_interval=POKE_SECONDS,
         max_wait=dt.timedelta(seconds=POKE_SECONDS * 4),
