@@ -38,6 +38,32 @@ def emu(clearsky_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> I
     clearsky_emulator.control.set_speed(0)
 
 
+@pytest.fixture
+def reschedule_start_date_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work around an Airflow 3.0 ``dag.test()`` bug for sensors in ``mode="reschedule"``.
+
+    Airflow 3.0's execution API client builds ``TaskRescheduleStartDate`` with ``model_construct`` (no
+    validation), so the first reschedule date stays an ISO string. A real worker re-parses it when the answer
+    crosses the supervisor socket, but ``dag.test()`` runs the task in-process and hands the string straight to
+    ``BaseSensorOperator.execute``, which fails on its second try with ``TypeError: unsupported operand type(s)
+    for -: 'datetime.datetime' and 'str'`` (apache/airflow#58777, fixed by #58791: newer clients validate).
+    This applies that fix, so the reschedule path of our sensors is still exercised on 3.0.
+    """
+    from airflow_provider_clearsky._compat import airflow_version
+
+    if not airflow_version().startswith("3.0."):
+        return
+    from airflow.sdk.api.client import TaskInstanceOperations
+    from airflow.sdk.execution_time.comms import TaskRescheduleStartDate
+
+    unvalidated = TaskInstanceOperations.get_reschedule_start_date
+
+    def validated(self: Any, id: Any, try_number: int = 1) -> TaskRescheduleStartDate:
+        return TaskRescheduleStartDate(start_date=unvalidated(self, id, try_number).start_date)
+
+    monkeypatch.setattr(TaskInstanceOperations, "get_reschedule_start_date", validated)
+
+
 def place_order(**overrides: Any) -> str:
     """An order over FIELD placed through the hook (a June-2025 historical one unless told otherwise)."""
     values: dict[str, Any] = {

@@ -186,7 +186,13 @@ with DAG("{dag_id}", schedule=None, start_date=dt.datetime(2025, 1, 1), template
 @pytest.mark.dag
 @pytest.mark.parametrize(("mode", "deferrable"), [("reschedule", False), ("poke", True)])
 def test_availability_sensor_in_a_dag_run(
-    write_dag: Any, emu: EmulatorHandle, recurring: str, tmp_path: Path, mode: str, deferrable: bool
+    write_dag: Any,
+    emu: EmulatorHandle,
+    recurring: str,
+    reschedule_start_date_parsed: None,
+    tmp_path: Path,
+    mode: str,
+    deferrable: bool,
 ) -> None:
     (tmp_path / "field.geojson").write_text(json.dumps(FIELD_GEOJSON))  # read through template_ext
     dag_id = f"availability_{mode}_{deferrable}".lower()

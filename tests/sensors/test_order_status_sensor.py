@@ -169,7 +169,9 @@ with DAG("{dag_id}", schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
 
 @pytest.mark.dag
 @pytest.mark.parametrize(("mode", "deferrable"), [("poke", False), ("reschedule", False), ("poke", True)])
-def test_status_sensor_in_a_dag_run(write_dag: Any, emu: EmulatorHandle, mode: str, deferrable: bool) -> None:
+def test_status_sensor_in_a_dag_run(
+    write_dag: Any, emu: EmulatorHandle, reschedule_start_date_parsed: None, mode: str, deferrable: bool
+) -> None:
     dag_id = f"order_status_{mode}_{deferrable}".lower()
     dag = write_dag(dag_id, DAG_SOURCE.format(dag_id=dag_id, mode=mode, deferrable=deferrable))
     guid = place_order()
