@@ -25,7 +25,11 @@ os.makedirs(SCRATCH_DAGS, exist_ok=True)
 _LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     [
-        {"name": "clearsky_examples", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": os.path.join(_REPO, "example_dags")}},
+        {
+            "name": "clearsky_examples",
+            "classpath": _LOCAL_BUNDLE,
+            "kwargs": {"path": os.path.join(_REPO, "example_dags")},
+        },
         {"name": "test_dags", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": os.path.join(_REPO, "tests", "dags")}},
         {"name": "scratch_dags", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": SCRATCH_DAGS}},
     ]
@@ -37,12 +41,11 @@ FAKE_API_KEY = "test-key-7f3a9c2e-not-a-real-key"
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Iterator[None]:
+def airflow_db() -> None:
     """An initialised metadata database, created once per session (needed by ``dag.test()``)."""
     from airflow.utils.db import initdb
 
     initdb()
-    yield
 
 
 @pytest.fixture
