@@ -45,6 +45,9 @@ class ApiCall(Generic[T]):
     params: Mapping[str, str] | None = None
     # A create-order POST: never re-sent once it may have reached the server.
     creates_order: bool = False
+    # A download charged in processing units: not re-sent by the hook once it may have been processed (a
+    # dropped connection, a read timeout, a body cut short); the task's own retry decides whether to pay again.
+    paid: bool = False
 
     @property
     def endpoint(self) -> str:
@@ -78,8 +81,9 @@ def is_retryable(call: ApiCall[Any], error: BaseException) -> bool:
     if isinstance(error, RateLimitedError):
         return True  # the server refused the request outright, so it did nothing
     if isinstance(error, TransportError):
-        return not error.request_sent or not call.creates_order
+        return not error.request_sent or not (call.creates_order or call.paid)
     if isinstance(error, ServerError):
+        # An error answer delivers nothing, so a download is not charged for it; a create may have committed.
         return not call.creates_order
     return False
 

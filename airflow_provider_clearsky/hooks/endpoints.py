@@ -144,7 +144,7 @@ def composite_estimate(request: ImageryRequest) -> ApiCall[CompositeEstimate]:
 
 
 def _download(path: str, request: ImageryRequest) -> ApiCall[None]:
-    return ApiCall("POST", path, lambda _: None, json=request.to_payload())
+    return ApiCall("POST", path, lambda _: None, json=request.to_payload(), paid=True)
 
 
 def download_composite(request: ImageryRequest) -> ApiCall[None]:

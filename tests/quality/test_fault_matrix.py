@@ -35,6 +35,10 @@ RETRY_NEEDED_ONCE = {
     # A body cut short or stalled mid-stream: nothing is kept, the next try downloads again.
     ("download", "cut"),
     ("download", "trickle"),
+    # A paid download whose connection broke after it was sent may have been charged: the hook does not pay
+    # again on its own; the task's retry downloads (one charge per try at most).
+    ("download", "reset"),
+    ("download", "drop"),
 }
 SENSORS = {"status:poke", "status:deferred", "availability"}
 

@@ -230,3 +230,35 @@ def test_no_api_key_in_logs_or_errors(caplog):
     texts += [str(cause) for cause in (raised.value.__cause__, raised.value.__context__) if cause]
     assert "retry" in caplog.text  # the retries were logged …
     assert all(FAKE_API_KEY not in text for text in texts)  # … without the key
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.RemoteProtocolError("Server disconnected"), httpx.ReadTimeout("timed out")],
+    ids=["dropped", "read-timeout"],
+)
+def test_paid_download_is_not_resent_once_the_server_may_have_charged(failure):
+    from airflow_provider_clearsky.models import ImageryRequest
+
+    hook, script, _ = scripted_hook(
+        failure, httpx.Response(200, content=b"tif", headers={"content-type": "image/tiff"})
+    )
+    with pytest.raises(exc.TransportError), hook.stream_composite(ImageryRequest(wkt=POLYGON, date="2025-06-08")):
+        pass
+    assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ConnectError("[Errno 111] Connection refused"), httpx.Response(429), httpx.Response(503)],
+    ids=["never-connected", "429", "503"],
+)
+def test_paid_download_is_retried_when_nothing_was_delivered(failure):
+    from airflow_provider_clearsky.models import ImageryRequest
+
+    hook, script, _ = scripted_hook(
+        failure, httpx.Response(200, content=b"tif", headers={"content-type": "image/tiff"})
+    )
+    with hook.stream_composite(ImageryRequest(wkt=POLYGON, date="2025-06-08")) as download:
+        assert b"".join(download.iter_bytes()) == b"tif"
+    assert len(script.requests) == 2
