@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from airflow_provider_clearsky.models.base import ApiRequest, ApiResponse
 from airflow_provider_clearsky.models.enums import (
@@ -15,21 +16,79 @@ from airflow_provider_clearsky.models.enums import (
     UtmDataSelectionMode,
 )
 from airflow_provider_clearsky.models.geometry import imagery_geojson, imagery_wkt
-from airflow_provider_clearsky.models.orders import ApiDate, _guid_list
+from airflow_provider_clearsky.models.orders import ApiDate, _guid_list, constellation_names, model_name
 
 # Band lists per model family (contract §5); index expressions like [B8_B4] count as one band each.
 STRATUS_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 NIMBUS_L2A_EXTRA = ("B1", "B9")
+NIMBUS_L1C_EXTRA = ("B1", "B9", "B10")
+#: Every band name of the contract (a model this provider does not know may use any of them).
+KNOWN_BANDS = ("B1", *STRATUS_BANDS[:7], "B8A", "B9", "B10", "B11", "B12")
+RGB_BANDS = ("B4", "B3", "B2")
+_B10 = re.compile(r"(?<![a-z0-9])B10(?![a-z0-9])", re.IGNORECASE)
+_INDEX = re.compile(r"\[\s*([^\[\]_\s]+)\s*_\s*([^\[\]_\s]+)\s*\]")
+_BANDS_HELP = (
+    "use 'all', 'rgb', or band names separated by commas (Stratus: B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12; "
+    "Nimbus also B1, B9, and B10 at level 1), and normalised-difference indices such as '[B8_B4]', "
+    "e.g. 'B8,B4,[B8_B4]'"
+)
 
 
-def band_count(bandnames: str, model: str = "Stratus2") -> int:
+def _family(model: str) -> str | None:
+    name = model.strip().lower()
+    return "stratus" if name.startswith("stratus") else "nimbus" if name.startswith("nimbus") else None
+
+
+def model_bands(model: str = "Stratus2", level: int | None = None) -> tuple[str, ...]:
+    """The bands of ``model``: Stratus's ten; Nimbus adds B1 and B9, and B10 at level 1 (L1C; the API's
+    default is level 2)."""
+    if _family(model) == "nimbus":
+        extra = NIMBUS_L1C_EXTRA if level == 1 else NIMBUS_L2A_EXTRA
+        return tuple(band for band in KNOWN_BANDS if band in STRATUS_BANDS or band in extra)
+    return STRATUS_BANDS  # Stratus, and a model this provider does not know (counted as the default family)
+
+
+def band_list(bandnames: str, model: str = "Stratus2", level: int | None = None) -> list[str]:
+    """The output bands a ``Bandnames`` value asks for, one item each (an index such as ``[B8_B4]`` is one).
+
+    Raises ``ValueError`` naming the unknown band and the accepted forms. Names are checked against the
+    model's bands (any band of the contract for a model this provider does not know).
+    """
+    text = bandnames.strip()
+    if text.lower() == "all":
+        return list(model_bands(model, level))
+    if text.lower() == "rgb":
+        return list(RGB_BANDS)
+    family = _family(model)
+    if family == "stratus":
+        allowed: tuple[str, ...] = STRATUS_BANDS
+    elif family == "nimbus":
+        allowed = (*NIMBUS_L1C_EXTRA, *STRATUS_BANDS)  # B10 at level 1 only: checked with the level
+    else:
+        allowed = KNOWN_BANDS
+    known = {band.lower(): band for band in allowed}
+    bands: list[str] = []
+    for part in (item.strip() for item in text.split(",")):
+        index = _INDEX.fullmatch(part)
+        names = list(index.groups()) if index else [part]
+        for name in names:
+            if name.lower() in known:
+                continue
+            if not name:
+                raise ValueError(f"{bandnames!r} has an empty item; {_BANDS_HELP}")
+            if name.upper() in KNOWN_BANDS:
+                raise ValueError(
+                    f"{name} is not a band of {model.strip()} (it has {', '.join(model_bands(model, 1))}); "
+                    "drop it (B1, B9 and B10 are Nimbus bands)"
+                )
+            raise ValueError(f"{name!r} is not a band name; {_BANDS_HELP}")
+        bands.append(part)
+    return bands
+
+
+def band_count(bandnames: str, model: str = "Stratus2", *, level: int | None = None) -> int:
     """How many bands a ``Bandnames`` value asks for (checked against ``MaxTotalBands``)."""
-    text = bandnames.strip().lower()
-    if text == "all":
-        return len(STRATUS_BANDS) + (len(NIMBUS_L2A_EXTRA) if model.lower().startswith("nimbus") else 0)
-    if text == "rgb":
-        return 3
-    return len([part for part in text.split(",") if part.strip()])
+    return len(band_list(bandnames, model, level))
 
 
 class _AreaRequest(ApiRequest):
@@ -146,13 +205,19 @@ class ImageryRequest(_AreaRequest):
             raise ValueError("must be an EPSG code such as 4326, 32632, or 47000 for automatic UTM")
         return value
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> Any:
+        return model_name(value)
+
     @field_validator("bandnames", mode="before")
     @classmethod
-    def _bands(cls, value: Any) -> Any:
+    def _bands(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, (list, tuple)):
             value = ",".join(str(item).strip() for item in value)
         if not isinstance(value, str) or not value.strip():
             raise ValueError("must be 'all', 'rgb', or a list such as 'B8,B4,B3' or '[B8_B4]'")
+        band_list(value, info.data.get("model") or "")  # ValueError naming an unknown band
         return value.strip()
 
     @field_validator("data_type", mode="before")
@@ -167,23 +232,25 @@ class ImageryRequest(_AreaRequest):
 
     @field_validator("level", mode="before")
     @classmethod
-    def _level(cls, value: Any) -> Any:
+    def _level(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None and value not in (1, 2):
             raise ValueError("must be 1 (L1C, top of atmosphere) or 2 (L2A, bottom of atmosphere)")
+        bands, model = info.data.get("bandnames"), info.data.get("model")
+        nimbus = isinstance(model, str) and _family(model) == "nimbus"
+        if value != 1 and nimbus and isinstance(bands, str) and _B10.search(bands):
+            raise ValueError(
+                f"bands {bands!r} include B10, which {model} has at level 1 (L1C) only; set level=1 or drop B10"
+            )
         return value
 
     @field_validator("satellite_constellations", mode="before")
     @classmethod
     def _constellations(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ValueError("must name at least one constellation, e.g. ['Sentinel1', 'Sentinel2', 'Landsat89']")
-        return value
+        return constellation_names(value)
 
     @property
     def band_count(self) -> int:
-        return band_count(self.bandnames, self.model)
+        return band_count(self.bandnames, self.model, level=self.level)
 
     def _area_and_settings(self) -> dict[str, Any]:
         payload = self.model_dump(mode="json", by_alias=True, exclude={"upload_url"})

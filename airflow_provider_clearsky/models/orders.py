@@ -39,6 +39,48 @@ def _guid_list(field: str, value: Any) -> list[str] | None:
     return guids or None  # the API wants null, not [], for the unused mode
 
 
+def model_name(value: Any) -> str:
+    """A model's API value, stripped; ValueError if it is not non-empty text (shared by every request)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a model's API value such as 'Stratus2' (not a display name like 'Stratus-2')")
+    return value.strip()
+
+
+def constellation_names(value: Any) -> list[str]:
+    """Constellation names (a list, or comma-separated text), stripped; ValueError if any is not a name."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(item, str) and item.strip() for item in value)
+    ):
+        raise ValueError(
+            "must name at least one constellation, e.g. ['Sentinel1', 'Sentinel2', 'Landsat89'] "
+            "(see GET /api/tasking/models for what each model requires)"
+        )
+    return [item.strip() for item in value]
+
+
+def order_guid(value: Any, argument: str = "order_guid") -> str:
+    """An order's GUID (``TaskOrderGuid``) as text; ValueError naming ``argument`` and the fix if it is not one."""
+    text = value.strip() if isinstance(value, str) else ""
+    hint = (
+        "pass the order's GUID (TaskOrderGuid), e.g. the create-order task's return value (create.output or "
+        "\"{{ ti.xcom_pull(task_ids='create_order') }}\")"
+    )
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{argument} must be the order's GUID as text, not {type(value).__name__} {value!r}; {hint}")
+    if not text or text.lower() in ("none", "null"):
+        raise ValueError(f"{argument} is empty; {hint}")
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        what = " (an unrendered template?)" if "{{" in text or "{%" in text else ""
+        raise ValueError(f"{argument} must be the order's GUID, not {value!r}{what}; {hint}") from None
+    return text
+
+
 class OrderRequest(ApiRequest):
     """The body of ``POST /api/tasking/orders/estimate`` and ``POST /api/tasking/orders``.
 
@@ -83,25 +125,12 @@ class OrderRequest(ApiRequest):
     @field_validator("satellite_constellations", mode="before")
     @classmethod
     def _constellations(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",")]
-        if (
-            not isinstance(value, (list, tuple))
-            or not value
-            or not all(isinstance(item, str) and item.strip() for item in value)
-        ):
-            raise ValueError(
-                "must name at least one constellation, e.g. ['Sentinel1', 'Sentinel2', 'Landsat89'] "
-                "(see GET /api/tasking/models for what each model requires)"
-            )
-        return [item.strip() for item in value]
+        return constellation_names(value)
 
     @field_validator("model", mode="before")
     @classmethod
     def _model_name(cls, value: Any) -> Any:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("must be a model's API value such as 'Stratus2' (not a display name like 'Stratus-2')")
-        return value.strip()
+        return model_name(value)
 
     @field_validator("storage_months", "api_requests", mode="before")
     @classmethod
