@@ -707,11 +707,16 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
         self.mini_tile_guid = mini_tile_guid
 
     @staticmethod
-    def _guids(value: str | Sequence[str] | None) -> list[str]:
+    def _guids(value: str | Sequence[str] | None, argument: str = "tile_guid") -> list[str]:
         if value is None or value == "":
             return []
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise AirflowFailException(
+                f"{argument}: must be a GUID, a comma-separated text of GUIDs or a list of them (e.g. from "
+                f"ClearSkySearchTilesOperator's tile_guids), not {type(value).__name__} {value!r}"
+            )
         return [str(item) for item in value]
 
     def _returns_list(self) -> bool:
@@ -721,8 +726,8 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
     def _targets(self) -> list[_Target]:
         from airflow_provider_clearsky.models import GridImageryRequest
 
-        wanted = [("tile", g) for g in self._guids(self.tile_guid)]
-        wanted += [("minitile", g) for g in self._guids(self.mini_tile_guid)]
+        wanted = [("tile", g) for g in self._guids(self.tile_guid, "tile_guid")]
+        wanted += [("minitile", g) for g in self._guids(self.mini_tile_guid, "mini_tile_guid")]
         if not wanted:
             raise AirflowFailException("tile_guid / mini_tile_guid: give at least one tile or minitile GUID")
         targets = []

@@ -15,6 +15,7 @@ without retries (:class:`AirflowFailException`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -66,6 +67,52 @@ _REQUIRED: Any = object()
 def utc_now() -> dt.datetime:
     """The operators' notion of now (UTC). Tests replace it to agree with the emulator's clock."""
     return dt.datetime.now(dt.timezone.utc)
+
+
+#: The API's field (casing-free) -> the operators' argument, so errors name what the DAG author wrote.
+_ARGUMENTS = {
+    "wkt": "wkt",
+    "geojson": "geojson",
+    "tileguids": "tile_guids",
+    "minitileguids": "minitile_guids",
+    "tileguidforminitiles": "tile_guid_for_minitiles",
+    "model": "model",
+    "satelliteconstellations": "satellite_constellations",
+    "imagefrequency": "image_frequency",
+    "referencedate": "reference_date",
+    "from": "date_from",
+    "datefrom": "date_from",
+    "to": "date_to",
+    "dateto": "date_to",
+    "storagemonths": "storage_months",
+    "apirequests": "api_requests",
+    "tilededuplication": "tile_deduplication",
+}
+#: The same names where the models' own texts use them ("To (..) is before From (..)", "geo_json").
+_NAMES_IN_TEXT = [
+    (re.compile(r"\bgeo_json\b"), "geojson"),
+    (re.compile(r"\bmini_tile_guids\b"), "minitile_guids"),
+    (re.compile(r"\btile_guid_for_mini_tiles\b"), "tile_guid_for_minitiles"),
+    (re.compile(r"\bFrom\b"), "date_from"),
+    (re.compile(r"\bTo\b"), "date_to"),
+]
+
+
+def _argument_text(text: str) -> str:
+    for pattern, argument in _NAMES_IN_TEXT:
+        text = pattern.sub(argument, text)
+    return text
+
+
+def _invalid(task_id: str, error: InvalidRequestError) -> AirflowFailException:
+    """``task: invalid settings: date_from: must be ...; image_frequency: ...``: the operator's argument names."""
+    parts = []
+    for location, messages in error.field_errors.items():
+        head = location.split(".", 1)[0]
+        message = _argument_text(" ".join(messages))
+        argument = _ARGUMENTS.get(head.replace("_", "").lower())
+        parts.append(f"{argument}: {message}" if argument else message if head == "(request)" else f"{head}: {message}")
+    return AirflowFailException(f"{task_id}: invalid settings: {'; '.join(parts) if parts else error.message}")
 
 
 def _fail_fast(error: ClearSkyError) -> Exception:
@@ -155,7 +202,7 @@ class _OrderSettingsOperator(_ClearSkyOperator):
                 api_requests=settings.as_int("api_requests", self.api_requests),
             )
         except InvalidRequestError as error:
-            raise AirflowFailException(f"{self.task_id}: {error}") from None
+            raise _invalid(self.task_id, error) from None
         except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: invalid order settings: {error}") from None
 
@@ -286,7 +333,9 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             self._expect_dates = settings.as_bool("expect_image_dates", self.expect_image_dates)
             self._dedup = settings.as_bool("tile_deduplication", self.tile_deduplication)
             self._payload = create_order_payload(self._request, self._dedup)
-        except (ValueError, InvalidRequestError) as error:
+        except InvalidRequestError as error:
+            raise _invalid(self.task_id, error) from None
+        except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: {error}") from None
         self._fingerprint = settings.order_fingerprint(self._payload)
         self._estimate_summary: dict[str, Any] | None = None
@@ -547,9 +596,12 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
         self.order_guid = order_guid
 
     def execute(self, context: Context) -> dict[str, Any]:
-        guid = self.order_guid.strip() if isinstance(self.order_guid, str) else ""
-        if not guid or guid.lower() == "none":
-            raise AirflowFailException(f"{self.task_id}: order_guid is empty; pass the GUID of the order to cancel")
+        from airflow_provider_clearsky.models.orders import order_guid
+
+        try:
+            guid = order_guid(self.order_guid)
+        except ValueError as error:
+            raise AirflowFailException(f"{self.task_id}: {error}") from None
         try:
             order = self.hook.get_order(guid)
         except ClearSkyError as error:
@@ -636,7 +688,9 @@ class ClearSkySearchTilesOperator(_AoiOperator):
                 mini_tile_guids=settings.as_guid_list("minitile_guids", self.minitile_guids),
                 tile_guid_for_mini_tiles=self.tile_guid_for_minitiles or None,
             )
-        except (InvalidRequestError, ValueError) as error:
+        except InvalidRequestError as error:
+            raise _invalid(self.task_id, error) from None
+        except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: {error}") from None
         try:
             found = self.hook.search_tiles(request)
@@ -654,11 +708,18 @@ class ClearSkyOptimizeTilesOperator(_AoiOperator):
     """
 
     def execute(self, context: Context) -> dict[str, list[str]]:
-        given = [value for value in (self.wkt, self.geojson) if value]
+        from airflow_provider_clearsky.models.geometry import order_wkt
+
+        given = [(name, value) for name, value in (("wkt", self.wkt), ("geojson", self.geojson)) if value]
         if len(given) != 1:
             raise AirflowFailException(f"{self.task_id}: give exactly one area: wkt or geojson")
+        argument, area = given[0]
         try:
-            found = self.hook.optimize_tiles(given[0])
+            order_wkt(area)  # the hook's own check, here to name the argument given
+        except ValueError as error:
+            raise AirflowFailException(f"{self.task_id}: {argument} {error}") from None
+        try:
+            found = self.hook.optimize_tiles(area)
         except ClearSkyError as error:
             raise _fail_fast(error) from error
         result = {"tile_guids": list(found.tiles), "minitile_guids": list(found.mini_tiles)}

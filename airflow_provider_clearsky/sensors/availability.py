@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,37 @@ from airflow_provider_clearsky.triggers.availability import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+#: The model's field (casing-free) -> this sensor's argument, so errors name what the DAG author wrote.
+_ARGUMENTS = {
+    "wkt": "aoi",
+    "date": "dates",
+    "model": "model",
+    "satelliteconstellations": "satellite_constellations",
+    "epsgprojection": "epsg",
+    "bandnames": "bands",
+    "utmdataselectionmode": "utm_mode",
+    "allowpartialimage": "allow_partial",
+}
+
+
+def _as_int(value: Any) -> Any:
+    """Templated numbers arrive as text: ``"4326"`` -> 4326 (anything else is left for the model to judge)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return value
+
+
+def _name_arguments(error: InvalidRequestError) -> str:
+    """``epsg (EpsgProjection): must be ...; bands (Bandnames): ...``: the argument first, the API's field after."""
+    parts = []
+    for location, messages in error.field_errors.items():
+        head = location.split(".", 1)[0]
+        argument = _ARGUMENTS.get(head.replace("_", "").lower())
+        name = f"{argument} ({head})" if argument else head
+        parts.append(f"{name}: {' '.join(messages)}")
+    return "; ".join(parts) if parts else str(error)
 
 
 class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
@@ -128,6 +160,7 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
 
     def _spec(self) -> AvailabilitySpec:
         """What to wait for, from the rendered arguments; bad input fails the task before any request."""
+        from airflow_provider_clearsky.models import ImageryRequest
         from airflow_provider_clearsky.models.geometry import imagery_wkt
 
         try:
@@ -141,26 +174,48 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
             ) from None
         try:
             raw_dates = as_list(self.dates)
-            constellations = as_list(self.satellite_constellations) or []
+        except (ValueError, SyntaxError):
+            raise AirflowFailException(
+                f"dates: {self.dates!r} is not a readable list of dates; pass a list, JSON text such as "
+                "'[\"2025-05-07\"]', or comma-separated YYYY-MM-DD"
+            ) from None
+        constellations: Any
+        try:
+            constellations = as_list(self.satellite_constellations)
+        except (ValueError, SyntaxError):
+            constellations = self.satellite_constellations  # the model names what is wrong with it
+        try:
+            # The dates and the window first, then every download setting through the download's own model.
             spec = AvailabilitySpec(
                 wkt=wkt,
                 dates=tuple(parse_day(day, "dates") for day in raw_dates) if raw_dates is not None else None,
                 date_from=parse_day(self.date_from, "date_from") if self.date_from not in (None, "") else None,
                 date_to=parse_day(self.date_to, "date_to") if self.date_to not in (None, "") else None,
-                model=str(self.model).strip(),
-                satellite_constellations=tuple(str(item).strip() for item in constellations),
-                epsg_projection=int(self.epsg),
-                bandnames=",".join(self.bands) if not isinstance(self.bands, str) else self.bands,
-                utm_data_selection_mode=self.utm_mode,
-                allow_partial=bool(self.allow_partial),
                 ready_when=self.ready_when,
             )
-            spec.request()  # validates model, constellations, EPSG, bands, UTM mode
+            request = ImageryRequest(
+                wkt=wkt,
+                date=spec.days()[0],
+                model=self.model,
+                satellite_constellations=constellations,
+                epsg_projection=_as_int(self.epsg),
+                bandnames=self.bands,
+                utm_data_selection_mode=self.utm_mode,
+                allow_partial_image=self.allow_partial,
+            )
         except InvalidRequestError as error:
+            raise AirflowFailException(f"invalid availability settings: {_name_arguments(error)}") from None
+        except (ValueError, TypeError) as error:
             raise AirflowFailException(f"invalid availability settings: {error}") from None
-        except (ValueError, TypeError, SyntaxError) as error:
-            raise AirflowFailException(f"invalid availability settings: {error}") from None
-        return spec
+        return dataclasses.replace(
+            spec,
+            model=request.model,
+            satellite_constellations=tuple(request.satellite_constellations),
+            epsg_projection=request.epsg_projection,
+            bandnames=request.bandnames,
+            utm_data_selection_mode=request.utm_data_selection_mode.value,
+            allow_partial=request.allow_partial_image,
+        )
 
     # ------------------------------------------------------------------ waiting
 

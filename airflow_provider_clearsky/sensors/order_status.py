@@ -57,12 +57,12 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         self.target_statuses = target_statuses
 
     def _guid(self) -> str:
-        guid = str(self.order_guid or "").strip()
-        if not guid:
-            raise AirflowFailException(
-                "order_guid is empty: pass the order's GUID, e.g. from the create-order task's XCom"
-            )
-        return guid
+        from airflow_provider_clearsky.models.orders import order_guid
+
+        try:
+            return order_guid(self.order_guid)
+        except ValueError as error:
+            raise AirflowFailException(str(error)) from None
 
     def _targets(self) -> list[str] | None:
         try:
@@ -75,10 +75,11 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         guid = self._guid()
+        targets = self._targets()  # both checked before any request
         order = self.call_api(f"Reading ClearSKY order {guid}", self.hook.get_order, guid)
         if order is None:
             return False
-        outcome = order_outcome(order, self._targets())
+        outcome = order_outcome(order, targets)
         if outcome is None:
             self.log.info("ClearSKY order %s is %s; waiting", guid, order.status)
             return False

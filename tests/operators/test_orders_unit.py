@@ -331,7 +331,7 @@ def test_init_keeps_templated_values_as_given() -> None:
         ({"tile_guids": "not-a-guid", "wkt": None}, "is not a GUID"),
         ({"model": ""}, "model"),
         ({"max_cost": "lots"}, "max_cost must be an amount"),
-        ({"tile_deduplication": True}, "TileDeduplication"),
+        ({"tile_deduplication": True}, "tile_deduplication: applies to tile/minitile orders only"),
     ],
 )
 def test_bad_settings_fail_before_any_request(

@@ -10,7 +10,7 @@ For each generated set of arguments, against the emulator over HTTP on 127.0.0.1
   arguments.
 
 Values the API alone can judge (model and constellation names, EPSG codes, target statuses) count as valid
-here: the provider passes them on. Gaps found are pinned at the end as strict xfails.
+here: the provider passes them on. Gaps found (and since closed) are pinned at the end by name.
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ DOWNLOAD_ARGS: dict[str, Arg] = {
     ),
     "bands": Arg(
         st.sampled_from(["all", "rgb", "B8,B4,B3", ["B4", "B3"], "[B8_B4]", "B8, B4, [B8_B4]", " RGB "]),
-        st.sampled_from(["", "  ", [], 5, None]),
+        st.sampled_from(["", "  ", [], 5, None, "B99", "B8;B4", "red,green", "[B8-B4]"]),
     ),
     "data_type": Arg(st.sampled_from(["INT16", "uint8", OMIT]), st.sampled_from(["float", 16, "", None])),
     "pixel_selection": Arg(st.sampled_from(["intersect", "CONTAINED", OMIT]), st.sampled_from(["x", "", 1, None])),
@@ -288,11 +288,10 @@ DOWNLOAD_ARGS: dict[str, Arg] = {
         st.sampled_from(["combined_utm", "SINGLE_UTM", "single_utm_fully_covered", OMIT]),
         st.sampled_from(["utm", "", 2, None]),
     ),
-    # an empty model is not refused by the download operators: see the xfail below
-    "model": Arg(MODEL_OK, st.sampled_from([7, ["Stratus2"], None])),
+    "model": Arg(MODEL_OK, st.sampled_from(["", "   ", 7, ["Stratus2"], None])),
     "satellite_constellations": Arg(
         st.sampled_from([None, matrix.CONSTELLATIONS, "Sentinel1,Sentinel2,Landsat89"]),
-        st.sampled_from([[], "", 5, "  "]),
+        st.sampled_from([[], "", 5, "  ", [" "]]),
     ),
     "level": Arg(st.sampled_from([None, 1, 2, OMIT]), st.sampled_from([3, 0, "two", -1])),
     "harmonize": Arg(st.sampled_from([None, True, False, OMIT]), st.sampled_from(["maybe", 2.5, []])),
@@ -324,7 +323,7 @@ TILE_ARGS: dict[str, Arg] = {
         st.one_of(
             BAD_GUIDS.map(lambda g: {"tile_guid": g}),
             BAD_GUIDS.map(lambda g: {"mini_tile_guid": [g]}),
-            st.sampled_from([{}, {"tile_guid": ""}]),  # tile_guid=5: a bare TypeError, see the xfail below
+            st.sampled_from([{}, {"tile_guid": ""}, {"tile_guid": 5}]),
         ),
         ("tile_guid", "mini_tile_guid"),
         merge=True,
@@ -351,9 +350,11 @@ def _download(op: Any, tmp: Path) -> Any:
 
 SENSOR_FIXED = {"poke_interval": 0.01, "timeout": 2, "exponential_backoff": False, "deferrable": False}
 STATUS_ARGS: dict[str, Arg] = {
-    "order_guid": Arg(GUIDS, st.sampled_from(["", "   ", None])),
-    # an unreadable target_statuses is noticed only after the order was read: see the xfail below
-    "target_statuses": Arg(st.sampled_from([None, ["Completed"], "Completed, UpToDate", '["Processing"]', OMIT])),
+    "order_guid": Arg(GUIDS, st.one_of(st.sampled_from(["", "   ", None]), BAD_GUIDS)),
+    "target_statuses": Arg(
+        st.sampled_from([None, ["Completed"], "Completed, UpToDate", '["Processing"]', OMIT]),
+        st.sampled_from(["['unclosed", "[Completed"]),
+    ),
 }
 AVAILABILITY_ARGS: dict[str, Arg] = {
     "aoi": Arg(
@@ -369,24 +370,24 @@ AVAILABILITY_ARGS: dict[str, Arg] = {
     ),
     "dates": Arg(
         st.sampled_from([["2025-05-07"], "2025-05-07,2025-05-14", '["2025-05-07"]', [dt.date(2025, 5, 7)]]),
-        st.one_of(st.sampled_from([["2025-05-37"], "07/05/2025", ["2025-5-7"], ["soon"]]), TEMPLATED),
+        st.one_of(st.sampled_from([["2025-05-37"], "07/05/2025", ["2025-5-7"], ["soon"], "[bad"]), TEMPLATED),
     ),
     "ready_when": Arg(st.sampled_from(["all", "any", OMIT]), st.sampled_from(["some", "", "ALL", None])),
-    # the gaps of this sensor's checks (empty model, EPSG text, ...) are pinned by the xfails below
-    "model": Arg(st.sampled_from(["Stratus2", "NoSuchModel", OMIT])),
+    "model": Arg(st.sampled_from(["Stratus2", "NoSuchModel", OMIT]), st.sampled_from(["", "  ", 7])),
     "satellite_constellations": Arg(
-        st.sampled_from([matrix.CONSTELLATIONS, "Sentinel1,Sentinel2,Landsat89", OMIT]), st.sampled_from([[], ""])
+        st.sampled_from([matrix.CONSTELLATIONS, "Sentinel1,Sentinel2,Landsat89", OMIT]),
+        st.sampled_from([[], "", 5, [" "]]),
     ),
     # the sensor also takes the API's names (epsg_projection, bandnames, utm_data_selection_mode), and its
     # messages use them
     "epsg": Arg(
         st.sampled_from([4326, 47000, "32632", OMIT]),
-        st.sampled_from([-1, 0]),
+        st.one_of(st.sampled_from([-1, 0, "abc", None, 1.5, True]), TEMPLATED),
         ("epsg", "EpsgProjection", "epsg_projection"),
     ),
     "bands": Arg(
         st.sampled_from(["all", "rgb", ["B4", "B3"], "[B8_B4]", OMIT]),
-        st.sampled_from(["", "  ", []]),
+        st.sampled_from(["", "  ", [], 5, "B99", "red,green"]),
         ("bands", "Bandnames"),
     ),
     "utm_mode": Arg(
@@ -394,6 +395,7 @@ AVAILABILITY_ARGS: dict[str, Arg] = {
         st.sampled_from(["utm", "", 3]),
         ("utm_mode", "UtmDataSelectionMode", "utm_data_selection_mode"),
     ),
+    "allow_partial": Arg(st.sampled_from([False, True, "false", "True", OMIT]), st.sampled_from(["perhaps", 2.5, []])),
 }
 
 
@@ -534,23 +536,16 @@ def rejected_before_any_request(emu: EmulatorHandle, cls: Any, argument: str, tm
     check(emu, target, kwargs, {argument}, tmp)
 
 
-@pytest.mark.xfail(strict=True, reason="order_guid is only checked for emptiness: a non-GUID is sent to the API")
 @pytest.mark.parametrize("guid", ["not-a-guid", "{{ ti.xcom_pull(task_ids='create') }}"])
 def test_cancel_refuses_a_non_guid_before_any_request(emu: EmulatorHandle, tmp_path: Path, guid: str) -> None:
     rejected_before_any_request(emu, ClearSkyCancelOrderOperator, "order_guid", tmp_path, order_guid=guid)
 
 
-@pytest.mark.xfail(strict=True, reason="order_guid is only checked for emptiness: a non-GUID is sent to the API")
 @pytest.mark.parametrize("guid", ["not-a-guid", "{{ ti.xcom_pull(task_ids='create') }}"])
 def test_status_sensor_refuses_a_non_guid_before_any_request(emu: EmulatorHandle, tmp_path: Path, guid: str) -> None:
     rejected_before_any_request(emu, ClearSkyOrderStatusSensor, "order_guid", tmp_path, order_guid=guid, **SENSOR_FIXED)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="poke() reads the order first and parses target_statuses afterwards, so an unreadable value costs a "
-    "request (and an unknown GUID's 404 hides the real mistake)",
-)
 def test_status_sensor_refuses_unreadable_target_statuses_before_any_request(
     emu: EmulatorHandle, tmp_path: Path
 ) -> None:
@@ -565,11 +560,6 @@ def test_status_sensor_refuses_unreadable_target_statuses_before_any_request(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="band names are not checked against the contract's list (B1-B12, B8A; 'all', 'rgb', [Bx_By] indices): "
-    "a typo reaches the API",
-)
 @pytest.mark.parametrize("bands", ["B99", "B8;B4", "red,green"])
 def test_download_refuses_unknown_band_names_before_any_request(
     emu: EmulatorHandle, tmp_path: Path, bands: str
@@ -586,11 +576,6 @@ def test_download_refuses_unknown_band_names_before_any_request(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ImageryRequest checks that satellite_constellations is a non-empty list, not that its items are "
-    "non-empty names (OrderRequest does): [' '] reaches the API",
-)
 def test_download_refuses_blank_constellation_names_before_any_request(emu: EmulatorHandle, tmp_path: Path) -> None:
     rejected_before_any_request(
         emu,
@@ -604,14 +589,9 @@ def test_download_refuses_blank_constellation_names_before_any_request(emu: Emul
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the availability sensor turns allow_partial into bool(value): 'false' and 'perhaps' both mean True "
-    "(the download operator rejects them)",
-)
-@pytest.mark.parametrize("value", ["false", "perhaps"])
+@pytest.mark.parametrize("value", ["perhaps", 2.5, "{{ params.partial }}"])
 def test_availability_sensor_refuses_a_non_boolean_allow_partial(
-    emu: EmulatorHandle, tmp_path: Path, value: str
+    emu: EmulatorHandle, tmp_path: Path, value: Any
 ) -> None:
     rejected_before_any_request(
         emu,
@@ -625,7 +605,17 @@ def test_availability_sensor_refuses_a_non_boolean_allow_partial(
     )
 
 
-@pytest.mark.xfail(strict=True, reason="the optimize operator's error for bad geojson names 'Wkt', not geojson")
+@pytest.mark.parametrize(
+    ("value", "meaning"), [("false", False), ("False", False), ("0", False), ("true", True), (1, True)]
+)
+def test_availability_sensor_reads_allow_partial_as_the_download_does(value: Any, meaning: bool) -> None:
+    """A rendered template gives text: 'false' means False (it used to be bool('false'), True), as in the download."""
+    sensor = ClearSkyImageAvailabilitySensor(
+        task_id="task", aoi=FIELD, dates=["2025-05-07"], allow_partial=value, **SENSOR_FIXED
+    )
+    assert sensor._spec().allow_partial is meaning
+
+
 def test_optimize_tiles_names_geojson_when_geojson_is_bad(emu: EmulatorHandle, tmp_path: Path) -> None:
     target = Target(
         ClearSkyOptimizeTilesOperator, {"geojson": Arg(st.nothing(), names=("geojson", "GeoJson"))}, {}, _execute
@@ -633,7 +623,6 @@ def test_optimize_tiles_names_geojson_when_geojson_is_bad(emu: EmulatorHandle, t
     check(emu, target, {"geojson": {"type": "Point", "coordinates": [8.6, 50.1]}}, {"geojson"}, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="the download operators do not refuse an empty model; it reaches the API")
 @pytest.mark.parametrize("model", ["", "   "])
 def test_download_refuses_an_empty_model_before_any_request(emu: EmulatorHandle, tmp_path: Path, model: str) -> None:
     rejected_before_any_request(
@@ -648,18 +637,12 @@ def test_download_refuses_an_empty_model_before_any_request(emu: EmulatorHandle,
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unreadable dates list ('[bad') fails with Python's parser message \"'[' was never closed\", which "
-    "does not name dates",
-)
 def test_availability_sensor_names_dates_when_the_list_is_unreadable(emu: EmulatorHandle, tmp_path: Path) -> None:
     rejected_before_any_request(
         emu, ClearSkyImageAvailabilitySensor, "dates", tmp_path, aoi=FIELD, dates="[bad", **SENSOR_FIXED
     )
 
 
-@pytest.mark.xfail(strict=True, reason="tile_guid=5 fails with a bare TypeError ('int' object is not iterable)")
 def test_download_tile_names_tile_guid_when_it_is_not_text(emu: EmulatorHandle, tmp_path: Path) -> None:
     rejected_before_any_request(
         emu,
@@ -684,7 +667,6 @@ AVAILABILITY_GAPS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="the availability sensor's own checks (see each case's id)")
 @pytest.mark.parametrize(
     ("argument", "value", "why"), AVAILABILITY_GAPS, ids=[f"{a}={v!r}: {w}" for a, v, w in AVAILABILITY_GAPS]
 )
