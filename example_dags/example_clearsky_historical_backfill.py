@@ -114,12 +114,17 @@ def order_guid(ti: Any = None) -> str:
     return str(guid)
 
 
-@task
+@task(multiple_outputs=False)  # one XCom with the whole summary
 def report(files: list[str], guid: str) -> dict[str, Any]:
     """What was fetched: one line per file with its size."""
     from airflow.sdk import ObjectStoragePath
 
-    rows = [{"uri": uri, "bytes": ObjectStoragePath(uri).stat()["size"]} for uri in sorted(files)]
+    def size_of(uri: str) -> int:
+        if uri.startswith("file://"):  # local files (Airflow 3.0's ObjectStoragePath refuses file:// URLs)
+            return Path(uri.removeprefix("file://")).stat().st_size
+        return int(ObjectStoragePath(uri).stat()["size"])  # s3://, gs://, ... through Airflow connections
+
+    rows = [{"uri": uri, "bytes": size_of(uri)} for uri in sorted(files)]
     total = sum(row["bytes"] for row in rows)
     print(f"Order {guid}: {len(rows)} composites, {total / 1e6:.1f} MB")
     for row in rows:

@@ -138,12 +138,11 @@ def find_or_order(first_day: str, last_day: str, ti: Any = None) -> str:
         return "reuse_order"
     # No renewing order covers the month. With none at all, order a recurring one starting this month; when one
     # exists but starts later (a run for an older month), order just this month, as a one-off.
-    date_to = last_day if ours else None
-    print(
-        f"No recurring order covers {first_day}: ordering "
-        + (f"{first_day} .. {last_day} once (order {ours[0].guid} starts {ours[0].date_from})" if ours else "recurring")
-    )
-    ti.xcom_push(key="date_to", value=date_to)
+    if ours:
+        print(f"Order {ours[0].guid} renews from {ours[0].date_from} only: ordering {first_day} .. {last_day} once")
+        ti.xcom_push(key="date_to", value=last_day)
+    else:
+        print(f"No recurring order covers {first_day}: ordering a recurring one")  # date_to stays unset: None
     return "estimate_order"
 
 
@@ -152,7 +151,7 @@ def reuse_order() -> None:
     """The branch taken when a recurring order already covers the month: nothing to order."""
 
 
-@task
+@task(multiple_outputs=False)  # one XCom, not one per key (a dict return type would split it)
 def budget_gate(estimate: dict[str, Any], params: Any = None) -> dict[str, Any]:
     """Stop before ordering when the estimate is above budget (the run fails; nothing is ordered)."""
     limit_now, limit_monthly = float(params["max_cost_eur"]), float(params["max_monthly_cost_eur"])
@@ -182,7 +181,7 @@ def order_guid(ti: Any = None) -> str:
     return str(guid)
 
 
-@task(outlets=[ASSET])
+@task(outlets=[ASSET], multiple_outputs=False)
 def publish(files: list[str], month: str, guid: str, outlet_events: Any = None) -> dict[str, Any]:
     """One Asset event for the whole month, carrying the files, so consumers never see half a month."""
     uris = sorted(files)

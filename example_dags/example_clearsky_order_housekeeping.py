@@ -84,7 +84,7 @@ def select_orders(params: Any = None, dag_run: Any = None, ti: Any = None) -> li
     return chosen
 
 
-@task(trigger_rule="none_failed")
+@task(trigger_rule="none_failed", multiple_outputs=False)
 def report(results: Any = None, ti: Any = None, params: Any = None) -> dict[str, Any]:
     """What was cancelled, what renews, and why; fails nothing (the cancels themselves fail loudly)."""
     decisions = ti.xcom_pull(task_ids="select_orders", key="decisions") or []

@@ -187,6 +187,9 @@ def run_demo(
         env = airflow_env(home, examples, emulator.url, poke_seconds=1)
         if run_logged(airflow("db", "migrate"), env, log, 300, "airflow db migrate") != 0:
             raise DemoError(f"airflow db migrate failed; see {log_path}")
+        # Register the DAGs (and their Assets) as the DAG processor would; Airflow 3.0's `dags test` does not.
+        if run_logged(airflow("dags", "reserialize"), env, log, 300, "airflow dags reserialize") != 0:
+            raise DemoError(f"airflow dags reserialize failed; see {log_path}")
         run_conf = json.dumps({"destination": str(imagery), **(conf or {})})
         command = airflow("dags", "test", MONTHLY_DAG, logical_date.isoformat(), "--conf", run_conf)
         code = run_logged(command, env, log, 600, "airflow dags test")
