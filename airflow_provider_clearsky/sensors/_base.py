@@ -20,7 +20,7 @@ from airflow_provider_clearsky._compat import (
 )
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
 from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
-from airflow_provider_clearsky.triggers._polling import is_transient
+from airflow_provider_clearsky.triggers._polling import FailedChecks, is_transient
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -69,6 +69,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
         )
         self.clearsky_conn_id = clearsky_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._failures = FailedChecks()
 
     @cached_property
     def hook(self) -> ClearSkyHook:
@@ -80,6 +81,10 @@ class ClearSkyBaseSensor(BaseSensorOperator):
 
     def _trigger(self, deadline: float) -> BaseTrigger:
         raise NotImplementedError
+
+    def _waiting_for(self) -> str:
+        """What the sensor waits for, for its timeout message."""
+        return self.task_id
 
     def _poll_settings(self) -> dict[str, float]:
         """Trigger arguments ``poll_interval``, ``max_poll_interval`` and ``backoff_factor`` from the sensor's."""
@@ -109,8 +114,16 @@ class ClearSkyBaseSensor(BaseSensorOperator):
             )
         try:
             return super().execute(context)
+        except AirflowSensorTimeout as timeout:
+            raise AirflowSensorTimeout(self._timeout_message()) from timeout
         except AirflowSkipException as skip:
+            if skip.__cause__ is None and str(skip).startswith("Sensor has timed out"):  # soft_fail
+                raise AirflowSkipException(f"{self._timeout_message()} (soft_fail: skipped)") from skip
             raise self._not_a_skip(skip) from skip.__cause__
+
+    def _timeout_message(self) -> str:
+        """Airflow's timeout, with what was awaited and, when the checks kept failing, their last error."""
+        return f"timed out after {float(self.timeout):g} s waiting for {self._waiting_for()}{self._failures.note()}"
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         try:
@@ -130,14 +143,17 @@ class ClearSkyBaseSensor(BaseSensorOperator):
     def call_api(self, what: str, call: Any, *args: Any) -> Any:
         """Run one hook call for a poke: transient errors mean "not yet", fatal ones fail the task."""
         try:
-            return call(*args)
+            result = call(*args)
         except InvalidRequestError as error:
             raise AirflowFailException(f"{what}: {error}") from None
         except ClearSkyError as error:
             if is_transient(error):
                 self.log.warning("%s failed (%s); trying again at the next check", what, error)
+                self._failures.failed(error)  # the timeout names it
                 return None
             raise AirflowFailException(f"{what}: {error}") from None
+        self._failures.answered()
+        return result
 
     def finish(self, event: dict[str, Any] | None) -> dict[str, Any]:
         """Turn a trigger event into failure, timeout or success (returns the event on success)."""

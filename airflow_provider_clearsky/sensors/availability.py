@@ -229,8 +229,10 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         except ClearSkyError as error:
             if is_transient(error):
                 self.log.warning("ClearSKY availability check failed (%s); trying again at the next check", error)
+                self._failures.failed(error)  # the timeout names it
                 return False
             raise AirflowFailException(f"ClearSKY availability check failed: {error}") from None
+        self._failures.answered()
         if outcome is None:
             self.log.info(
                 "ClearSKY imagery for %s: ready %s, pending %s",
@@ -243,6 +245,15 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
             raise ClearSkyWaitFailed(outcome.message)
         self.log.info("%s", outcome.message)
         return PokeReturnValue(is_done=True, xcom_value=outcome.dates)
+
+    def _waiting_for(self) -> str:
+        tracker = self._tracker
+        if tracker is None:
+            return "ClearSKY imagery"
+        pending = tracker.pending_dates()
+        return f"ClearSKY imagery for {tracker.spec.describe()}" + (
+            f" (pending: {', '.join(pending)})" if pending else ""
+        )
 
     def _trigger(self, deadline: float) -> ClearSkyImageAvailabilityTrigger:
         return ClearSkyImageAvailabilityTrigger(

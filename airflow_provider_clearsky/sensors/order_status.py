@@ -55,6 +55,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         super().__init__(**kwargs)
         self.order_guid = order_guid
         self.target_statuses = target_statuses
+        self._last_status: str | None = None
 
     def _guid(self) -> str:
         from airflow_provider_clearsky.models.orders import order_guid
@@ -79,6 +80,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         order = self.call_api(f"Reading ClearSKY order {guid}", self.hook.get_order, guid)
         if order is None:
             return False
+        self._last_status = order.status
         outcome = order_outcome(order, targets)
         if outcome is None:
             self.log.info("ClearSKY order %s is %s; waiting", guid, order.status)
@@ -89,6 +91,10 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         assert status == SUCCESS
         self.log.info("%s (%s)", message, self.hook.settings.order_url(order.guid))
         return PokeReturnValue(is_done=True, xcom_value=order_record(order))
+
+    def _waiting_for(self) -> str:
+        status = f" (last status {self._last_status})" if self._last_status else ""
+        return f"ClearSKY order {self.order_guid}{status}"
 
     def _trigger(self, deadline: float) -> ClearSkyOrderStatusTrigger:
         return ClearSkyOrderStatusTrigger(

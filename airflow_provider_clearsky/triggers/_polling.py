@@ -57,6 +57,31 @@ def is_fatal(error: BaseException) -> bool:
     return isinstance(error, (AuthenticationError, InvalidRequestError, NotFoundError))
 
 
+@dataclass
+class FailedChecks:
+    """The checks that failed transiently since the last one that got an answer: what a timeout names."""
+
+    count: int = 0
+    last: str | None = None
+
+    def failed(self, error: BaseException) -> None:
+        self.count += 1
+        self.last = str(error) or type(error).__name__
+
+    def answered(self) -> None:
+        self.count, self.last = 0, None
+
+    def note(self) -> str:
+        """``; the last 20 checks failed: [GET /api/tasking/orders, HTTP 503] ...`` (empty if none failed)."""
+        if not self.count:
+            return ""
+        checks = "the last check" if self.count == 1 else f"the last {self.count} checks"
+        return (
+            f"; {checks} failed: {self.last} (temporary API errors are waited out; check the ClearSKY service "
+            "and the connection)"
+        )
+
+
 def seconds_left(deadline: float | None) -> float | None:
     """Seconds until a wall-clock deadline (``time.time()`` epoch), or None when there is none."""
     if deadline is None:
@@ -162,15 +187,18 @@ def active_pollers() -> int:
 class OrderWaiter:
     """One trigger's interest in one order. Holds only the latest answer, so memory stays flat."""
 
-    __slots__ = ("_event", "_result", "backoff", "guid")
+    __slots__ = ("_event", "_result", "backoff", "failures", "guid")
 
     def __init__(self, guid: str, backoff: Backoff) -> None:
         self.guid = guid.strip().lower()
         self.backoff = backoff
+        self.failures = FailedChecks()
         self._event = asyncio.Event()
         self._result: TaskOrder | BaseException | None = None
 
     def deliver(self, result: TaskOrder | BaseException) -> None:
+        if not isinstance(result, BaseException):
+            self.failures.answered()
         self._result = result
         self._event.set()
 
@@ -301,6 +329,8 @@ class OrderPoller:
     def _failed(self, waiters: list[OrderWaiter], error: ClearSkyError) -> None:
         if is_transient(error):
             log.warning("ClearSKY order poll for %s failed (%s); trying again next interval", self.conn_id, error)
+            for waiter in waiters:
+                waiter.failures.failed(error)  # a timeout names it
             return
         for waiter in waiters:
             waiter.deliver(error)

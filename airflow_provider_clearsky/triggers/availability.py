@@ -37,7 +37,14 @@ from airflow_provider_clearsky.exceptions import ClearSkyError, NoImageryError, 
 if TYPE_CHECKING:
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
     from airflow_provider_clearsky.models import AvailableDatesRequest, CompositeAvailability, ImageryRequest
-from airflow_provider_clearsky.triggers._polling import Backoff, is_fatal, is_transient, seconds_left, shared_hook
+from airflow_provider_clearsky.triggers._polling import (
+    Backoff,
+    FailedChecks,
+    is_fatal,
+    is_transient,
+    seconds_left,
+    shared_hook,
+)
 
 READY = "ready"
 PENDING = "pending"
@@ -382,12 +389,16 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         remaining = seconds_left(self.deadline)
         if remaining is not None and remaining <= 0:
             return self._event("timeout", tracker, "timed out before the first check")
+        failures = FailedChecks()
         try:
             async with shared_hook(self.clearsky_conn_id) as hook:
-                return await asyncio.wait_for(self._watch(hook, tracker), remaining)
+                return await asyncio.wait_for(self._watch(hook, tracker, failures), remaining)
         except asyncio.TimeoutError:
             return self._event(
-                "timeout", tracker, f"timed out waiting for ClearSKY imagery for {tracker.spec.describe()}"
+                "timeout",
+                tracker,
+                f"timed out waiting for ClearSKY imagery for {tracker.spec.describe()}{failures.note()}",
+                last_error=failures.last,
             )
         except ClearSkyError as error:
             return self._event(
@@ -406,7 +417,7 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
             **extra,
         }
 
-    async def _watch(self, hook: ClearSkyHook, tracker: AvailabilityTracker) -> dict[str, Any]:
+    async def _watch(self, hook: ClearSkyHook, tracker: AvailabilityTracker, failures: FailedChecks) -> dict[str, Any]:
         backoff = Backoff(self.poll_interval, self.backoff_factor, self.max_poll_interval)
         while True:
             await asyncio.sleep(backoff.advance())
@@ -416,7 +427,9 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
                 if not is_transient(error):
                     raise
                 self.log.warning("ClearSKY availability check failed (%s); trying again next interval", error)
+                failures.failed(error)  # a timeout names it
                 continue
+            failures.answered()
             if outcome is not None:
                 return self._event(outcome.status, tracker, outcome.message)
             self.log.info(

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airflow_provider_clearsky.models import TaskOrder
 from airflow_provider_clearsky.triggers._polling import (
     Backoff,
+    FailedChecks,
     OrderWaiter,
     is_fatal,
     order_subscription,
@@ -139,10 +140,15 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
             **extra,
         }
 
-    def _timeout_event(self, last: TaskOrder | None) -> dict[str, Any]:
+    def _timeout_event(self, last: TaskOrder | None, failures: FailedChecks | None = None) -> dict[str, Any]:
         seen = f"; last status {last.status}" if last is not None else ""
+        failed = failures.note() if failures is not None else ""
         return self._event(
-            TIMEOUT, f"timed out waiting for ClearSKY order {self.order_guid}{seen}", last, retryable=False
+            TIMEOUT,
+            f"timed out waiting for ClearSKY order {self.order_guid}{seen}{failed}",
+            last,
+            retryable=False,
+            last_error=failures.last if failures is not None else None,
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -162,7 +168,7 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
             async with order_subscription(self.clearsky_conn_id, waiter):
                 return await asyncio.wait_for(self._watch(waiter, seen), remaining)
         except asyncio.TimeoutError:
-            return self._timeout_event(seen[-1] if seen else None)
+            return self._timeout_event(seen[-1] if seen else None, waiter.failures)
         except ClearSkyError as error:
             return self._event(ERROR, f"ClearSKY order {self.order_guid}: {error}", retryable=not is_fatal(error))
         except Exception as error:
