@@ -110,12 +110,6 @@ def test_failures_name_their_cause(emu: EmulatorHandle, tmp_path: Path) -> None:
         assert re.search(pattern, result.error, re.S), f"{scenario_id}: {result.error}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Sensors treat 429/5xx/timeouts as 'not yet' (by design) but their timeout error does not say that "
-    "every check failed: poke mode raises Airflow's generic 'Sensor has timed out; run duration ...', the "
-    "trigger 'timed out waiting for ClearSKY order <guid>'. The cause is only in WARNING lines of the log.",
-)
 @pytest.mark.parametrize("scenario_id", ["status:poke-503-outage", "status:deferred-503-outage"])
 def test_sensor_timeout_during_an_outage_names_the_outage(
     emu: EmulatorHandle, scenario_id: str, tmp_path: Path
