@@ -96,16 +96,17 @@ def running_emulator(start: dt.datetime | None, speed: float, faults: list[str] 
 
 def connection_json(emulator_url: str) -> str:
     """``clearsky_default`` pointing at the emulator; its order links open the emulator's order view."""
+    from airflow import __version__ as airflow_version
+
     from .config import DEMO_API_KEY
 
-    return json.dumps(
-        {
-            "conn_type": "clearsky",
-            "host": emulator_url,
-            "password": DEMO_API_KEY,
-            "extra": {"dashboard_url": f"{emulator_url}/_emulator"},
-        }
-    )
+    conn: dict[str, Any] = {"conn_type": "clearsky", "host": emulator_url, "password": DEMO_API_KEY}
+    # On Airflow 3.0 a connection with any extra breaks the deferrable sensors in the triggerer (reading
+    # extra_dejson masks secrets through a sync call inside the event loop: "You cannot use AsyncToSync in the
+    # same thread as an async event loop"); there the order link keeps the default dashboard address.
+    if not airflow_version.startswith("3.0."):
+        conn["extra"] = {"dashboard_url": f"{emulator_url}/_emulator"}
+    return json.dumps(conn)
 
 
 def airflow_env(home: Path, examples: Path, emulator_url: str, poke_seconds: float) -> dict[str, str]:
@@ -266,6 +267,8 @@ def run_standalone(
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                # Airflow 3.0 leaves the JWT issuer unset, which newer PyJWT refuses (500 on /auth/token).
+                "AIRFLOW__API_AUTH__JWT_ISSUER": "clearsky-demo",
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
