@@ -120,10 +120,18 @@ class ClearSkyHook(BaseHook):
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
-        """The settings, read without blocking the event loop."""
+        """The settings, read without blocking the event loop.
+
+        Reading a connection's extras and registering the key with the masker may call Airflow
+        synchronously (Airflow 3.0 does, and refuses that inside a running event loop), so both run in a
+        worker thread.
+        """
         if self._settings is None:
+            from asgiref.sync import sync_to_async
+
             conn = await aget_connection(self.clearsky_conn_id)
-            self._accept(ConnectionSettings.from_connection(conn))
+            settings = await sync_to_async(ConnectionSettings.from_connection)(conn)
+            await sync_to_async(self._accept)(settings)
         assert self._settings is not None
         return self._settings
 

@@ -644,6 +644,8 @@ class _AoiOperator(_ClearSkyOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {"geojson": "json"}
 
     def __init__(self, *, wkt: str | None = None, geojson: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
+        # Each key is also its own XCom, so `op.output["tile_guids"]` feeds a tile order directly.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.wkt = wkt
         self.geojson = geojson
