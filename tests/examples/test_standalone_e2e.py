@@ -26,8 +26,9 @@ pytestmark = [
     pytest.mark.timeout(240),
     pytest.mark.skipif(
         airflow_version().startswith("3.0."),
-        reason="on Airflow 3.0's triggerer the deferred order-status sensor does not finish (known provider issue, "
-        "reported: the async connection lookup reads extra_dejson inside the event loop)",
+        reason="under Airflow 3.0's standalone triggerer the deferred order-status sensor polled once and did not "
+        "finish within 150 s; the cause is not found yet (the extras read inside the event loop is fixed in the hook). "
+        "The trigger path itself runs on 3.0 in dag.test() and the trigger unit tests.",
     ),
 ]
 
