@@ -50,6 +50,7 @@ from airflow_provider_clearsky.models import (
 from airflow_provider_clearsky.models.geometry import Aoi
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ClearSkyHook(BaseHook):
@@ -223,9 +224,15 @@ class ClearSkyHook(BaseHook):
             raise transport_error(call, error) from error
         return parse_response(call, response)
 
-    def run(self, call: ApiCall[T], once: Callable[[ApiCall[T]], Any] | None = None) -> Any:
-        """Send ``call`` with the retry policy; ``once`` overrides how a single attempt is made."""
-        attempt_once = once or self._send_once
+    def run(self, call: ApiCall[T]) -> T:
+        """Send ``call`` with the retry policy and return its parsed ``Data``."""
+        return self._retried(call, self._send_once)
+
+    async def arun(self, call: ApiCall[T]) -> T:
+        return await self._aretried(call, self._asend_once)
+
+    def _retried(self, call: ApiCall[T], attempt_once: Callable[[ApiCall[T]], R]) -> R:
+        """Make single attempts of ``call`` under the retry policy; unclear create outcomes become typed."""
         try:
             for attempt in tenacity.Retrying(**retrying_kwargs(self.retry_policy, call)):
                 with attempt:
@@ -237,9 +244,8 @@ class ClearSkyHook(BaseHook):
             raise converted from error
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    async def arun(self, call: ApiCall[T], once: Callable[[ApiCall[T]], Awaitable[Any]] | None = None) -> Any:
+    async def _aretried(self, call: ApiCall[T], attempt_once: Callable[[ApiCall[T]], Awaitable[R]]) -> R:
         await self.aget_settings()
-        attempt_once = once or self._asend_once
         try:
             async for attempt in tenacity.AsyncRetrying(**retrying_kwargs(self.retry_policy, call, asynchronous=True)):
                 with attempt:
@@ -256,77 +262,61 @@ class ClearSkyHook(BaseHook):
     def get_account_info(self) -> AccountInfo:
         """Balances and limits of the key's account (``/api/account/info``, else ``/api/apikey/info``)."""
         try:
-            result: AccountInfo = self.run(endpoints.account_info())
+            return self.run(endpoints.account_info())
         except NotFoundError:
-            result = self.run(endpoints.apikey_info())
-        return result
+            return self.run(endpoints.apikey_info())
 
     async def aget_account_info(self) -> AccountInfo:
         try:
-            result: AccountInfo = await self.arun(endpoints.account_info())
+            return await self.arun(endpoints.account_info())
         except NotFoundError:
-            result = await self.arun(endpoints.apikey_info())
-        return result
+            return await self.arun(endpoints.apikey_info())
 
     def get_tasking_models(self) -> list[TaskingModel]:
-        result: list[TaskingModel] = self.run(endpoints.tasking_models())
-        return result
+        return self.run(endpoints.tasking_models())
 
     async def aget_tasking_models(self) -> list[TaskingModel]:
-        result: list[TaskingModel] = await self.arun(endpoints.tasking_models())
-        return result
+        return await self.arun(endpoints.tasking_models())
 
     def search_tiles(self, request: TileSearchRequest) -> TileSearchResult:
-        result: TileSearchResult = self.run(endpoints.search_tiles(request))
-        return result
+        return self.run(endpoints.search_tiles(request))
 
     async def asearch_tiles(self, request: TileSearchRequest) -> TileSearchResult:
-        result: TileSearchResult = await self.arun(endpoints.search_tiles(request))
-        return result
+        return await self.arun(endpoints.search_tiles(request))
 
     def optimize_tiles(self, aoi: Aoi) -> OptimizedTiles:
-        result: OptimizedTiles = self.run(endpoints.optimize_tiles(aoi))
-        return result
+        return self.run(endpoints.optimize_tiles(aoi))
 
     async def aoptimize_tiles(self, aoi: Aoi) -> OptimizedTiles:
-        result: OptimizedTiles = await self.arun(endpoints.optimize_tiles(aoi))
-        return result
+        return await self.arun(endpoints.optimize_tiles(aoi))
 
     # ----------------------------------------------------------------- orders
 
     def estimate_order(self, order: OrderRequest) -> OrderEstimate:
         """Price and candidate image dates of an order; free, and identical in body to the create."""
-        result: OrderEstimate = self.run(endpoints.estimate_order(order))
-        return result
+        return self.run(endpoints.estimate_order(order))
 
     async def aestimate_order(self, order: OrderRequest) -> OrderEstimate:
-        result: OrderEstimate = await self.arun(endpoints.estimate_order(order))
-        return result
+        return await self.arun(endpoints.estimate_order(order))
 
     def create_order(self, order: OrderRequest, *, tile_deduplication: bool = False) -> TaskOrder:
         """Create (and pay for) an order. Not idempotent: an unclear outcome raises OrderOutcomeUnknownError."""
-        result: TaskOrder = self.run(endpoints.create_order(order, tile_deduplication))
-        return result
+        return self.run(endpoints.create_order(order, tile_deduplication))
 
     async def acreate_order(self, order: OrderRequest, *, tile_deduplication: bool = False) -> TaskOrder:
-        result: TaskOrder = await self.arun(endpoints.create_order(order, tile_deduplication))
-        return result
+        return await self.arun(endpoints.create_order(order, tile_deduplication))
 
     def list_orders(self, *, recurring_only: bool = False, include_expired: bool = False) -> list[TaskOrder]:
-        result: list[TaskOrder] = self.run(endpoints.list_orders(recurring_only, include_expired))
-        return result
+        return self.run(endpoints.list_orders(recurring_only, include_expired))
 
     async def alist_orders(self, *, recurring_only: bool = False, include_expired: bool = False) -> list[TaskOrder]:
-        result: list[TaskOrder] = await self.arun(endpoints.list_orders(recurring_only, include_expired))
-        return result
+        return await self.arun(endpoints.list_orders(recurring_only, include_expired))
 
     def get_order_details(self, guids: list[str]) -> list[TaskOrder]:
-        result: list[TaskOrder] = self.run(endpoints.order_details(guids))
-        return result
+        return self.run(endpoints.order_details(guids))
 
     async def aget_order_details(self, guids: list[str]) -> list[TaskOrder]:
-        result: list[TaskOrder] = await self.arun(endpoints.order_details(guids))
-        return result
+        return await self.arun(endpoints.order_details(guids))
 
     def get_order(self, order_guid: str) -> TaskOrder:
         """One order's details; :class:`NotFoundError` if the account has no such order."""
@@ -337,38 +327,30 @@ class ClearSkyHook(BaseHook):
 
     def cancel_order(self, order_guid: str) -> dict[str, Any]:
         """Cancel an order in Review, or stop a recurring order's next renewal (contract §8)."""
-        result: dict[str, Any] = self.run(endpoints.cancel_order(order_guid))
-        return result
+        return self.run(endpoints.cancel_order(order_guid))
 
     async def acancel_order(self, order_guid: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.arun(endpoints.cancel_order(order_guid))
-        return result
+        return await self.arun(endpoints.cancel_order(order_guid))
 
     # ----------------------------------------------------------------- imagery
 
     def search_available_dates(self, request: AvailableDatesRequest) -> AvailableDates:
-        result: AvailableDates = self.run(endpoints.search_available_dates(request))
-        return result
+        return self.run(endpoints.search_available_dates(request))
 
     async def asearch_available_dates(self, request: AvailableDatesRequest) -> AvailableDates:
-        result: AvailableDates = await self.arun(endpoints.search_available_dates(request))
-        return result
+        return await self.arun(endpoints.search_available_dates(request))
 
     def check_composite_available(self, request: ImageryRequest) -> CompositeAvailability:
-        result: CompositeAvailability = self.run(endpoints.composite_available(request))
-        return result
+        return self.run(endpoints.composite_available(request))
 
     async def acheck_composite_available(self, request: ImageryRequest) -> CompositeAvailability:
-        result: CompositeAvailability = await self.arun(endpoints.composite_available(request))
-        return result
+        return await self.arun(endpoints.composite_available(request))
 
     def estimate_composite(self, request: ImageryRequest) -> CompositeEstimate:
-        result: CompositeEstimate = self.run(endpoints.composite_estimate(request))
-        return result
+        return self.run(endpoints.composite_estimate(request))
 
     async def aestimate_composite(self, request: ImageryRequest) -> CompositeEstimate:
-        result: CompositeEstimate = await self.arun(endpoints.composite_estimate(request))
-        return result
+        return await self.arun(endpoints.composite_estimate(request))
 
     # ----------------------------------------------------------------- downloads (streamed)
 
@@ -405,7 +387,7 @@ class ClearSkyHook(BaseHook):
 
     @contextmanager
     def _stream(self, call: ApiCall[Any]) -> Iterator[Download]:
-        response: httpx.Response = self.run(call, once=self._open_stream)
+        response = self._retried(call, self._open_stream)
         try:
             yield Download(call, response)
         finally:
@@ -413,7 +395,7 @@ class ClearSkyHook(BaseHook):
 
     @asynccontextmanager
     async def _astream(self, call: ApiCall[Any]) -> AsyncIterator[AsyncDownload]:
-        response: httpx.Response = await self.arun(call, once=self._aopen_stream)
+        response = await self._aretried(call, self._aopen_stream)
         try:
             yield AsyncDownload(call, response)
         finally:

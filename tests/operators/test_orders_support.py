@@ -88,9 +88,9 @@ def install_spy(monkeypatch: pytest.MonkeyPatch) -> BodySpy:
     recorder = BodySpy()
     original = ClearSkyHook.run
 
-    def run(self: ClearSkyHook, call: Any, once: Any = None) -> Any:
+    def run(self: ClearSkyHook, call: Any) -> Any:
         recorder.calls.append((call.endpoint, json.loads(json.dumps(call.json))))
-        return original(self, call, once)
+        return original(self, call)
 
     monkeypatch.setattr(ClearSkyHook, "run", run)
     return recorder
