@@ -80,6 +80,18 @@ class ConnectionSettings:
                 f"connection {conn_id!r} has no API key",
                 field_errors={"password": ["put the ClearSKY API key in the connection's password field"]},
             )
+        if not all(" " <= char <= "~" for char in api_key):
+            # Said without the key: a key that cannot be sent as a header would otherwise show up escaped
+            # (b'...\\n...') in error texts, where the secrets masker does not recognise it.
+            raise InvalidRequestError(
+                f"connection {conn_id!r} has an API key that cannot be sent in an HTTP header",
+                field_errors={
+                    "password": [
+                        "the API key contains a line break, a control character or a non-ASCII character; paste "
+                        "the key again exactly as the ClearSKY dashboard shows it"
+                    ]
+                },
+            )
         extra = conn.extra_dejson or {}
         options = {name: _option(conn_id, name, extra.get(name), *spec) for name, spec in _EXTRA_OPTIONS.items()}
         dashboard = str(extra.get("dashboard_url") or DEFAULT_DASHBOARD_URL).rstrip("/")

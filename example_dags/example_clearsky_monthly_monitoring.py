@@ -141,8 +141,10 @@ def find_or_order(first_day: str, last_day: str, ti: Any = None) -> str:
     if ours:
         print(f"Order {ours[0].guid} renews from {ours[0].date_from} only: ordering {first_day} .. {last_day} once")
         ti.xcom_push(key="date_to", value=last_day)
+        ti.xcom_push(key="recurring", value=False)
     else:
-        print(f"No recurring order covers {first_day}: ordering a recurring one")  # date_to stays unset: None
+        print(f"No recurring order covers {first_day}: ordering a recurring one")
+        ti.xcom_push(key="recurring", value=True)  # asked for explicitly: a date_to rendered "None" alone is refused
     return "estimate_order"
 
 
@@ -221,7 +223,8 @@ with DAG(
         satellite_constellations=CONSTELLATIONS,
         image_frequency=IMAGE_FREQUENCY,
         date_from=window["first_day"],
-        date_to="{{ ti.xcom_pull(task_ids='find_or_order', key='date_to') }}",  # renders "None": recurring
+        date_to="{{ ti.xcom_pull(task_ids='find_or_order', key='date_to') }}",  # "None" when recurring
+        recurring="{{ ti.xcom_pull(task_ids='find_or_order', key='recurring') }}",
     )
     gate = budget_gate(estimate.output)
     create = ClearSkyCreateOrderOperator(
@@ -232,6 +235,7 @@ with DAG(
         image_frequency=IMAGE_FREQUENCY,
         date_from=window["first_day"],
         date_to="{{ ti.xcom_pull(task_ids='find_or_order', key='date_to') }}",
+        recurring="{{ ti.xcom_pull(task_ids='find_or_order', key='recurring') }}",
         max_cost="{{ params.max_cost_eur }}",
         max_next_month_cost="{{ params.max_monthly_cost_eur }}",
     )

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
 Aoi = str | Mapping[str, Any]
+#: Wider than this, a polygon is almost surely one that crosses the antimeridian, read the long way round.
+MAX_POLYGON_WIDTH_DEG = 180.0
 
 
 def parse_aoi(value: Aoi) -> BaseGeometry:
@@ -79,6 +81,14 @@ def polygonal_parts(geometry: BaseGeometry) -> list[BaseGeometry]:
     min_lon, min_lat, max_lon, max_lat = geometry.bounds
     if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
         raise ValueError("has coordinates outside lon -180..180 / lat -90..90; pass EPSG:4326 in lon, lat order")
+    for polygon in getattr(geometry, "geoms", [geometry]):
+        west, _, east, _ = polygon.bounds
+        if east - west > MAX_POLYGON_WIDTH_DEG:
+            raise ValueError(
+                f"has a polygon {east - west:.1f} degrees of longitude wide ({west:g} to {east:g}): a polygon that "
+                "crosses the antimeridian (180°) is read the long way round, as a band around the globe; split it "
+                "at 180° into two polygons and pass them as a MULTIPOLYGON"
+            )
     return [geometry]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -46,10 +47,29 @@ def model_name(value: Any) -> str:
     return value.strip()
 
 
+_CONSTELLATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def _listed_text(value: str) -> Any:
+    """A list rendered as text by a template (``"['Sentinel1', 'Sentinel2']"`` or JSON), as a list."""
+    import ast
+    import json
+
+    try:
+        return json.loads(value)
+    except ValueError:
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"is not a readable list of constellation names: {value[:80]!r}") from None
+
+
 def constellation_names(value: Any) -> list[str]:
-    """Constellation names (a list, or comma-separated text), stripped; ValueError if any is not a name."""
+    """Constellation names (a list, the text of a list, or comma-separated text), stripped; ValueError if any is
+    not a name (so a template's rendering never reaches the API as a name like ``"['Sentinel1'"``)."""
     if isinstance(value, str):
-        value = [part.strip() for part in value.split(",")]
+        text = value.strip()
+        value = _listed_text(text) if text.startswith(("[", "(")) else [part.strip() for part in text.split(",")]
     if (
         not isinstance(value, (list, tuple))
         or not value
@@ -59,7 +79,14 @@ def constellation_names(value: Any) -> list[str]:
             "must name at least one constellation, e.g. ['Sentinel1', 'Sentinel2', 'Landsat89'] "
             "(see GET /api/tasking/models for what each model requires)"
         )
-    return [item.strip() for item in value]
+    names = [item.strip() for item in value]
+    for name in names:
+        if not _CONSTELLATION_NAME.match(name) or name.lower() in ("none", "null"):
+            raise ValueError(
+                f"{name!r} is not a constellation name; pass names such as ['Sentinel1', 'Sentinel2', 'Landsat89'] "
+                "(a list, or comma-separated text)"
+            )
+    return names
 
 
 def order_guid(value: Any, argument: str = "order_guid") -> str:

@@ -40,12 +40,14 @@ def as_int(name: str, value: Any) -> Any:
     return value
 
 
-def as_bool(name: str, value: Any) -> bool:
+def as_bool(name: str, value: Any, *, strict: bool = False) -> bool:
+    """True or false, also as rendered text; ``strict`` refuses ``""``/``"None"`` instead of reading false."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
         return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off", "", "none"):
+    falsy = ("false", "0", "no", "off") if strict else ("false", "0", "no", "off", "", "none")
+    if isinstance(value, str) and value.strip().lower() in falsy:
         return False
     if isinstance(value, int):
         return bool(value)
@@ -53,18 +55,30 @@ def as_bool(name: str, value: Any) -> bool:
 
 
 def as_cost(name: str, value: Any) -> float | None:
-    """A budget in the order's currency; ``None`` (or "None"/"") means no limit."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+    """A budget in the order's currency. Only a literal Python ``None`` means "no limit": a template that
+    renders to ``"None"`` or ``""`` (an unset param) is refused, never read as "no budget"."""
+    if value is None:
         return None
+    hint = "(or a literal None, not a text, for no limit)"
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+        raise ValueError(
+            f"{name} rendered to {value!r}, which is not an amount; give a number such as 250.0 {hint}: an unset "
+            "template parameter never removes the budget"
+        )
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be an amount such as 250.0 (or None for no limit), got {value!r}")
+        raise ValueError(f"{name} must be an amount such as 250.0 {hint}, got {value!r}")
     try:
         amount = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an amount such as 250.0 (or None for no limit), got {value!r}") from None
-    if math.isnan(amount) or amount < 0:
-        raise ValueError(f"{name} must be zero or more, got {value!r}")
+        raise ValueError(f"{name} must be an amount such as 250.0 {hint}, got {value!r}") from None
+    if math.isnan(amount) or amount < 0 or math.isinf(amount):
+        raise ValueError(f"{name} must be zero or more (and finite), got {value!r}")
     return amount
+
+
+def is_blank_text(value: Any) -> bool:
+    """Text a template renders for "nothing": ``""``, ``"None"``, ``"null"``."""
+    return isinstance(value, str) and value.strip().lower() in ("", "none", "null")
 
 
 def as_guid_list(name: str, value: Any) -> Any:
@@ -490,6 +504,7 @@ __all__ = [
     "describe_estimate",
     "equal_area_km2",
     "estimate_summary",
+    "is_blank_text",
     "is_failed_status",
     "month_window",
     "notices",

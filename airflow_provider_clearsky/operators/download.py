@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -304,6 +305,32 @@ class _ClearSkyDownloadOperator(BaseOperator):
             )
         if self.upload_url and not str(self.upload_url).lower().startswith(("https://", "http://")):
             raise AirflowFailException("upload_url: must be an http(s) URL (a signed URL the API can PUT to)")
+        if self.destination is not None and not self.upload_url:
+            self._check_destination_text(self.destination)
+        if self.order_guid is not None:
+            from airflow_provider_clearsky.models.orders import order_guid
+
+            try:
+                self.order_guid = order_guid(self.order_guid)
+            except ValueError as error:
+                raise AirflowFailException(f"{error}; or leave order_guid unset (a literal None)") from None
+
+    @staticmethod
+    def _check_destination_text(destination: Any) -> None:
+        """A destination a template rendered from nothing (``"None"``, ``""``, a ``None`` folder) would be paid
+        for and written to the worker's current directory: refused before paying."""
+        if not isinstance(destination, (str, os.PathLike)):
+            raise AirflowFailException(
+                f"destination: must be a folder path or URL as text, not {type(destination).__name__}"
+            )
+        text = os.fspath(destination).strip()
+        parts = [part.strip().lower() for part in text.split("://", 1)[-1].split("/")]
+        if not text or any(part in ("none", "null") for part in parts) or "{{" in text or "{%" in text:
+            raise AirflowFailException(
+                f"destination: {text!r} looks like a template that rendered nothing (a 'None' or empty part, or an "
+                "unrendered template); give the folder to write to, e.g. '/data/imagery/{{ ds }}' or "
+                "'s3://aws_default@bucket/imagery'. Nothing was downloaded or paid."
+            )
 
     def _file_name(self, target: _Target, *, several: bool) -> str:
         if not self.filename:

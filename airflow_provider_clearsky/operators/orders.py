@@ -57,6 +57,7 @@ ORDER_FIELDS = (
     "date_to",
     "storage_months",
     "api_requests",
+    "recurring",
     "clearsky_conn_id",
 )
 
@@ -163,9 +164,11 @@ class _OrderSettingsOperator(_ClearSkyOperator):
         minitile_guids: list[str] | str | None = None,
         storage_months: int | str = 1,
         api_requests: int | str = 1,
+        recurring: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.recurring = recurring
         self.wkt = wkt
         self.geojson = geojson
         self.tile_guids = tile_guids
@@ -184,9 +187,7 @@ class _OrderSettingsOperator(_ClearSkyOperator):
         from airflow_provider_clearsky.models import OrderRequest
 
         try:
-            date_to = self.date_to
-            if isinstance(date_to, str) and date_to.strip().lower() in ("", "none", "null"):
-                date_to = None  # a template that renders nothing means recurring
+            date_to = self._date_to()
             return OrderRequest(
                 wkt=self.wkt,
                 geo_json=self.geojson or None,
@@ -206,6 +207,36 @@ class _OrderSettingsOperator(_ClearSkyOperator):
         except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: invalid order settings: {error}") from None
 
+    def _date_to(self) -> Any:
+        """``date_to``, where only a literal ``None`` or ``recurring=True`` asks for a recurring order: a
+        template that renders to ``"None"`` or ``""`` must not turn a historical order into a recurring one."""
+        date_to, recurring = self.date_to, self.recurring
+        if recurring is not None:
+            try:
+                wanted = settings.as_bool("recurring", recurring, strict=True)
+            except ValueError as error:
+                raise AirflowFailException(f"{self.task_id}: invalid order settings: {error}") from None
+            blank = date_to is None or settings.is_blank_text(date_to)
+            if wanted and not blank:
+                raise AirflowFailException(
+                    f"{self.task_id}: date_to: {date_to!r} contradicts recurring=True (a recurring order has no end); "
+                    "leave date_to empty or set recurring=False"
+                )
+            if wanted:
+                return None
+            if blank:
+                raise AirflowFailException(
+                    f"{self.task_id}: date_to: recurring=False needs the order's last day (YYYY-MM-DD), got {date_to!r}"
+                )
+            return date_to
+        if settings.is_blank_text(date_to):
+            raise AirflowFailException(
+                f"{self.task_id}: date_to rendered to {date_to!r}, which is not a date; give the last day "
+                "(YYYY-MM-DD), or for a recurring order a literal date_to=None or recurring=True (a text never "
+                "turns an order into a recurring one)"
+            )
+        return date_to
+
 
 class ClearSkyEstimateOrderOperator(_OrderSettingsOperator):
     """Price an order and list its candidate image dates. Free: nothing is ordered.
@@ -222,7 +253,10 @@ class ClearSkyEstimateOrderOperator(_OrderSettingsOperator):
     :param model: the model's API value, e.g. ``"Stratus2"``.
     :param satellite_constellations: e.g. ``["Sentinel1", "Sentinel2", "Landsat89"]``.
     :param date_from: first day of the first month (``YYYY-MM-DD``).
-    :param date_to: last day, or ``None`` for a recurring order.
+    :param date_to: last day, or a literal ``None`` for a recurring order (a template that renders to
+        ``"None"`` or ``""`` is refused: use ``recurring``).
+    :param recurring: ``True`` asks for a recurring order (``date_to`` must then be empty), ``False`` for a
+        historical one (``date_to`` required); default ``None``: decided by ``date_to``. Templated.
     :param image_frequency: days between images, 1 to 7.
     :param reference_date: the day the image schedule counts from (default ``date_from``).
     :param storage_months: storage months (default 1).
@@ -267,9 +301,10 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
     identical thing at the same moment may both be conflated onto one order.
 
     :param max_cost: the most this order may cost this month, in the estimate's currency. Required: pass
-        ``None`` explicitly to order without a limit.
-    :param max_next_month_cost: the most a recurring order may cost next month (renewal); default
-        ``max_cost``.
+        a literal ``None`` explicitly to order without a limit. A template that renders to ``"None"`` or ``""``
+        (an unset param) fails the task before the estimate: a text never removes the budget.
+    :param max_next_month_cost: the most a recurring order may cost next month (renewal); a literal ``None``
+        (the default) means ``max_cost``; a rendered ``"None"`` or ``""`` fails like ``max_cost``.
     :param expect_image_dates: refuse when the estimate lists no candidate image date (default true).
     :param tile_deduplication: for tile/minitile orders: do not order cells already ordered before.
     :param outcome_timeout: seconds to look for an order whose create answer was lost (default 120).

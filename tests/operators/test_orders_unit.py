@@ -221,7 +221,9 @@ def test_notices_pass_through_unchanged() -> None:
 def test_templated_values_are_read_in_execute() -> None:
     assert s.as_int("x", "7") == 7 and s.as_int("x", 7) == 7 and s.as_int("x", "seven") == "seven"
     assert s.as_bool("x", "False") is False and s.as_bool("x", "true") is True
-    assert s.as_cost("x", "250") == 250.0 and s.as_cost("x", "None") is None
+    assert s.as_cost("x", "250") == 250.0 and s.as_cost("x", None) is None
+    with pytest.raises(ValueError, match="not an amount"):
+        s.as_cost("max_cost", "None")  # only a literal None means no limit
     with pytest.raises(ValueError, match="zero or more"):
         s.as_cost("max_cost", -1)
     assert s.as_guid_list("t", f"['{TILE_A}', '{TILE_B}']") == [TILE_A, TILE_B]
@@ -295,6 +297,7 @@ def test_every_user_facing_argument_is_templated() -> None:
         "date_to",
         "storage_months",
         "api_requests",
+        "recurring",
         "clearsky_conn_id",
     }
     assert set(ClearSkyEstimateOrderOperator.template_fields) == settings_fields
