@@ -10,13 +10,17 @@ to the final key and deletes the temporary one, so a reader never sees a partial
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import queue
+import shutil
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -28,6 +32,27 @@ READ_BLOCK = 8 * 1024 * 1024
 # HASH_BLOCK * (HASH_DEPTH + 2) whatever the file size.
 HASH_BLOCK = 1024 * 1024
 HASH_DEPTH = 8
+
+
+class DestinationError(Exception):
+    """The destination cannot be written (read-only, no permission, full): a retry cannot help."""
+
+
+#: OSError numbers that mean "this destination cannot take the file", not "try again".
+UNWRITABLE_ERRNOS = frozenset(
+    {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
+)
+#: Below this much free space a local destination is refused before paying, whatever the file's size.
+MIN_FREE_BYTES = 64 * 1024
+#: Object stores whose multipart upload commits a whole object at once (completed only when every byte is in).
+MULTIPART_PROTOCOLS = ("s3", "s3a")
+#: Part size of a multipart upload (S3: at least 5 MiB except the last part).
+PART_SIZE = 8 * 1024 * 1024
+
+
+def unwritable(error: BaseException) -> bool:
+    """True for errors that say the destination cannot be written (no retry can fix them)."""
+    return isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno in UNWRITABLE_ERRNOS)
 
 
 def storage_path(location: str) -> ObjectStoragePath:
@@ -43,11 +68,17 @@ def storage_path(location: str) -> ObjectStoragePath:
         return ObjectStoragePath(location)
     except TypeError:
         # Airflow 3.0's ObjectStoragePath refuses every URL scheme under universal-pathlib 0.3
-        # ("detected protocol ... incompatible"). Plain UPath has the same path API over fsspec; only the
-        # ``scheme://conn_id@bucket`` connection lookup is lost (the store's default credentials apply).
+        # ("detected protocol ... incompatible"). Plain UPath has the same path API over fsspec; the
+        # ``scheme://conn_id@bucket`` connection is kept as a storage option and ``_fs`` attaches the store
+        # through Airflow with it, as ObjectStoragePath would.
         from upath import UPath
 
-        return cast("ObjectStoragePath", UPath(location))
+        parts = urlsplit(location)
+        conn_id, _, host = parts.netloc.rpartition("@")
+        if not conn_id:
+            return cast("ObjectStoragePath", UPath(location))
+        plain = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+        return cast("ObjectStoragePath", UPath(plain, conn_id=conn_id))
 
 
 def is_local(path: ObjectStoragePath) -> bool:
@@ -64,6 +95,11 @@ def uri_of(path: ObjectStoragePath) -> str:
 def _fs(path: ObjectStoragePath) -> AbstractFileSystem:
     """The path's file system: Airflow's (with its connection) when Airflow registers the scheme, else
     plain fsspec (``memory://`` and stores whose provider is not installed but whose fsspec package is)."""
+    conn_id = (getattr(path, "storage_options", None) or {}).get("conn_id")
+    if conn_id and type(path).__name__ != "ObjectStoragePath":
+        from airflow.sdk.io.store import attach
+
+        return attach(path.protocol, conn_id).fs
     try:
         return path.fs
     except ValueError:  # "No filesystem registered for scheme ..."
@@ -104,8 +140,12 @@ def remove(path: ObjectStoragePath) -> None:
         _fs(path).rm(path.path)
 
 
-def _temporary_sibling(final: ObjectStoragePath) -> ObjectStoragePath:
-    return final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.part"
+TEMPORARY_SUFFIX = ".part"
+KEPT_SUFFIX = ".complete"
+
+
+def _temporary_sibling(final: ObjectStoragePath, suffix: str = TEMPORARY_SUFFIX) -> ObjectStoragePath:
+    return final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}{suffix}"
 
 
 def _commit(temporary: ObjectStoragePath, final: ObjectStoragePath) -> None:
@@ -113,7 +153,12 @@ def _commit(temporary: ObjectStoragePath, final: ObjectStoragePath) -> None:
     if is_local(final):
         os.replace(temporary.path, final.path)  # atomic on one file system, replaces an old file
     else:
-        fs.mv(temporary.path, final.path)  # object stores: copy, then delete the temporary object
+        fs.mv(temporary.path, final.path)  # stores without multipart: copy, then delete the temporary object
+
+
+def move(source: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    """Move a complete file to its final name (local: an atomic rename)."""
+    _commit(source, final)
 
 
 def write_json_atomically(final: ObjectStoragePath, document: dict[str, Any]) -> None:
@@ -127,6 +172,128 @@ def write_json_atomically(final: ObjectStoragePath, document: dict[str, Any]) ->
     except BaseException:
         remove(temporary)
         raise
+
+
+def check_free_space(folder: ObjectStoragePath, needed: int | None) -> None:
+    """Refuse a local destination without room for ``needed`` bytes (at least ``MIN_FREE_BYTES``)."""
+    if not is_local(folder):
+        return
+    try:
+        free = shutil.disk_usage(folder.path).free
+    except OSError:
+        return  # the folder's own errors surface when the temporary file is created
+    wanted = max(needed or 0, MIN_FREE_BYTES)
+    if free < wanted:
+        raise DestinationError(
+            f"only {free} bytes free in {folder.path}, the file needs about {wanted}; free some space or choose "
+            "another destination"
+        )
+
+
+# ----------------------------------------------------------------------------- paid bytes kept (D1)
+
+
+def kept_name(final: ObjectStoragePath, key: str, size: int, sha256: str) -> ObjectStoragePath:
+    """Where complete, paid bytes wait when their metadata could not be written (a later run finishes them)."""
+    return final.parent / f".{final.name}.{key[:16]}.{size}.{sha256}{KEPT_SUFFIX}"
+
+
+def find_kept(final: ObjectStoragePath, key: str) -> tuple[ObjectStoragePath, int, str] | None:
+    """A complete download of ``key`` kept by an earlier try (path, size, SHA-256 from its name), if any."""
+    prefix = f".{final.name}.{key[:16]}."
+    for name in _sibling_names(final):
+        if name.startswith(prefix) and name.endswith(KEPT_SUFFIX):
+            size, _, sha256 = name[len(prefix) : -len(KEPT_SUFFIX)].partition(".")
+            if size.isdigit() and len(sha256) == 64:
+                return final.parent / name, int(size), sha256
+    return None
+
+
+def _sibling_names(final: ObjectStoragePath) -> list[str]:
+    fs = _fs(final)
+    try:
+        entries = fs.ls(final.parent.path, detail=False)
+    except (FileNotFoundError, OSError):
+        return []
+    return [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries]
+
+
+# ----------------------------------------------------------------------------- stale temporaries (D9)
+
+
+def remove_stale_temporaries(final: ObjectStoragePath, stale_after: float) -> list[str]:
+    """Remove what killed writers of ``final`` left behind; returns what was removed.
+
+    Local: a ``.<name>.<id>.part`` file no process holds the lock of (a live writer always does), or older
+    than ``stale_after`` seconds. Object stores: temporary objects and open multipart uploads of ``final``
+    older than ``stale_after`` seconds.
+    """
+    removed: list[str] = []
+    prefix = f".{final.name}."
+    fs = _fs(final)
+    now = time.time()
+    for name in _sibling_names(final):
+        if not (name.startswith(prefix) and name.endswith((TEMPORARY_SUFFIX, ".new"))):
+            continue
+        path = final.parent / name
+        if _stale(fs, path, now, stale_after):
+            remove(path)
+            removed.append(name)
+    if final.protocol in MULTIPART_PROTOCOLS:
+        removed += _abort_stale_uploads(fs, final, now, stale_after)
+    return removed
+
+
+def _stale(fs: AbstractFileSystem, path: ObjectStoragePath, now: float, stale_after: float) -> bool:
+    if is_local(path):
+        return _unlocked(path.path) or now - _mtime(path.path) > stale_after
+    try:
+        modified = fs.modified(path.path)
+    except (FileNotFoundError, OSError, NotImplementedError, ValueError):
+        return False
+    return bool(now - modified.timestamp() > stale_after)
+
+
+def _mtime(local: str) -> float:
+    try:
+        return os.stat(local).st_mtime
+    except OSError:
+        return time.time()
+
+
+def _unlocked(local: str) -> bool:
+    """True when no process holds the writer's lock on a local temporary file (its writer is gone)."""
+    import fcntl
+
+    try:
+        fd = os.open(local, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    else:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock just taken
+
+
+def _abort_stale_uploads(fs: Any, final: ObjectStoragePath, now: float, stale_after: float) -> list[str]:
+    bucket, key, _ = fs.split_path(final.path)
+    try:
+        answer = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
+    except Exception:  # listing is best effort: no permission to list must not stop a download
+        return []
+    aborted = []
+    for upload in answer.get("Uploads", []):
+        started = upload.get("Initiated")
+        if upload.get("Key") != key or started is None or now - started.timestamp() <= stale_after:
+            continue
+        with contextlib.suppress(Exception):
+            fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+            aborted.append(f"multipart upload {upload['UploadId']}")
+    return aborted
 
 
 class BackgroundSha256:
@@ -193,35 +360,178 @@ class IncompleteDownloadError(Exception):
     """The body ended before ``Content-Length`` bytes arrived (or ran past it)."""
 
 
-class AtomicWriter:
-    """Streams bytes to a temporary sibling of ``final``, hashing them; ``commit`` moves it into place.
+class _Sink:
+    """Where the bytes of one download go until they are committed (or dropped)."""
 
-    Use as a context manager: ``write`` every chunk, ``finish`` (size check), then ``commit``. Leaving the
-    block without ``commit`` (an exception, a cut-short body) removes the temporary file, so nothing ever
-    appears at the final name unless it is complete.
+    def write(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Every byte is written (not yet visible at the final name)."""
+
+    def commit(self, final: ObjectStoragePath) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class _LocalSink(_Sink):
+    """A plain buffered file next to the final name, locked while written (so a later run can tell a dead
+    writer's leftover from a live one) and renamed into place: the fastest path on a local disk."""
+
+    def __init__(self, final: ObjectStoragePath) -> None:
+        import fcntl
+
+        fs = _fs(final)
+        fs.makedirs(final.parent.path, exist_ok=True)
+        fresh = _temporary_sibling(final, ".new")  # locked before it gets the name cleaners look at
+        self._handle: Any = open(fresh.path, "xb")  # noqa: SIM115 - closed in close/abort
+        fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX)
+        self.temporary = _temporary_sibling(final)
+        try:
+            os.rename(fresh.path, self.temporary.path)
+        except BaseException:
+            self._handle.close()
+            remove(fresh)
+            raise
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+    def commit(self, final: ObjectStoragePath) -> None:
+        os.replace(self.temporary.path, final.path)
+
+    def abort(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(Exception):
+                self._handle.close()
+            self._handle = None
+        remove(self.temporary)
+
+
+class _MoveSink(_Sink):
+    """Object stores without multipart commit (gcs, azure, ``memory://``): a temporary object, copied to the
+    final key once complete and then deleted."""
+
+    def __init__(self, final: ObjectStoragePath) -> None:
+        fs = _fs(final)
+        fs.makedirs(final.parent.path, exist_ok=True)
+        self.temporary = _temporary_sibling(final)
+        self._handle: Any = fs.open(self.temporary.path, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+    def commit(self, final: ObjectStoragePath) -> None:
+        _commit(self.temporary, final)
+
+    def abort(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(Exception):
+                discard = getattr(self._handle, "discard", None)  # drop a half-done upload
+                if callable(discard):
+                    discard()
+                self._handle.close()
+            self._handle = None
+        remove(self.temporary)
+
+
+class _MultipartSink(_Sink):
+    """S3: a multipart upload to the final key itself, started before anything is paid, completed only
+    when every byte is in (the object then appears whole, at once), aborted otherwise. No temporary object,
+    no copy."""
+
+    def __init__(self, final: ObjectStoragePath) -> None:
+        self._fs: Any = _fs(final)
+        self._bucket, self._key, _ = self._fs.split_path(final.path)
+        answer = self._fs.call_s3("create_multipart_upload", Bucket=self._bucket, Key=self._key)
+        self.upload_id: str = answer["UploadId"]
+        self._parts: list[dict[str, Any]] = []
+        self._buffer = bytearray()
+
+    def write(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        if len(self._buffer) >= PART_SIZE:
+            self._upload_part()
+
+    def _upload_part(self) -> None:
+        body, self._buffer = bytes(self._buffer), bytearray()
+        number = len(self._parts) + 1
+        answer = self._fs.call_s3(
+            "upload_part", Bucket=self._bucket, Key=self._key, UploadId=self.upload_id, PartNumber=number, Body=body
+        )
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    def close(self) -> None:
+        if self._buffer or not self._parts:
+            self._upload_part()  # the last part may be small; an empty file is one empty part
+
+    def commit(self, final: ObjectStoragePath) -> None:
+        self._fs.call_s3(
+            "complete_multipart_upload",
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self.upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+        self._fs.invalidate_cache(final.path)
+
+    def abort(self) -> None:
+        self._buffer = bytearray()
+        with contextlib.suppress(Exception):
+            self._fs.call_s3("abort_multipart_upload", Bucket=self._bucket, Key=self._key, UploadId=self.upload_id)
+
+
+def _open_sink(final: ObjectStoragePath) -> _Sink:
+    if is_local(final):
+        return _LocalSink(final)
+    if final.protocol in MULTIPART_PROTOCOLS and hasattr(_fs(final), "call_s3"):
+        return _MultipartSink(final)
+    return _MoveSink(final)
+
+
+class AtomicWriter:
+    """Streams bytes towards ``final``, hashing them; ``commit`` makes them appear there, whole, at once.
+
+    Use as a context manager, entered **before** the paid request (so a destination that cannot be written
+    fails before anything is paid): ``write`` every chunk, ``finish`` (size check), then ``commit`` (or
+    ``keep`` when the metadata could not be written). Leaving the block otherwise (an exception, a cut-short
+    body) drops what was written, so nothing ever appears at the final name unless it is complete. Errors that
+    say the destination cannot be written raise :class:`DestinationError`.
     """
 
     def __init__(self, final: ObjectStoragePath) -> None:
         self.final = final
-        self.temporary = _temporary_sibling(final)
         self.size = 0
         self._digest = BackgroundSha256()
-        self._handle: Any = None
+        self._sink: _Sink | None = None
         self._finished = False
         self._committed = False
 
     def __enter__(self) -> AtomicWriter:
-        fs = _fs(self.final)
-        fs.makedirs(self.final.parent.path, exist_ok=True)
-        if is_local(self.final):
-            # Plain buffered file: the fastest path on a local disk.
-            self._handle = open(self.temporary.path, "wb")  # closed in finish/abort
-        else:
-            self._handle = fs.open(self.temporary.path, "wb")
+        with _unwritable_as_destination_error():
+            self._sink = _open_sink(self.final)
         return self
 
+    @property
+    def temporary(self) -> ObjectStoragePath | None:
+        return getattr(self._sink, "temporary", None)
+
     def write(self, chunk: bytes) -> None:
-        self._handle.write(chunk)
+        assert self._sink is not None
+        with _unwritable_as_destination_error():
+            self._sink.write(chunk)
         self._digest.update(chunk)
         self.size += len(chunk)
 
@@ -230,35 +540,44 @@ class AtomicWriter:
         return self._digest.hexdigest()
 
     def finish(self, expected_size: int | None) -> None:
-        """Close the temporary file and check its size against ``Content-Length`` (when known)."""
-        handle, self._handle = self._handle, None
-        handle.close()
+        """Write out the last bytes and check the size against ``Content-Length`` (when known)."""
         if expected_size is not None and self.size != expected_size:
             raise IncompleteDownloadError(
                 f"received {self.size} bytes but Content-Length announced {expected_size}; not committed"
             )
+        assert self._sink is not None
+        with _unwritable_as_destination_error():
+            self._sink.close()
         self._digest.hexdigest()  # waits for the hashing thread: the checksum is final from here on
         self._finished = True
 
-    def commit(self) -> None:
-        """Move the finished file to its final name."""
-        if not self._finished:
+    def commit(self, target: ObjectStoragePath | None = None) -> None:
+        """Make the finished file appear at its final name (or at ``target``)."""
+        if not self._finished or self._sink is None:
             raise RuntimeError("finish() the download before committing it")
-        _commit(self.temporary, self.final)
+        self._sink.commit(target if target is not None else self.final)
         self._committed = True
+
+    def keep(self, key: str) -> ObjectStoragePath:
+        """Commit the complete, paid bytes under :func:`kept_name` (its metadata could not be written)."""
+        kept = kept_name(self.final, key, self.size, self.sha256)
+        self.commit(kept)
+        return kept
 
     def abort(self) -> None:
         self._digest.close()
-        if self._handle is not None:
-            with contextlib.suppress(Exception):
-                # fsspec buffered files (s3, gcs, ...) can drop a half-done upload instead of finishing it.
-                discard = getattr(self._handle, "discard", None)
-                if callable(discard):
-                    discard()
-                self._handle.close()
-            self._handle = None
-        if not self._committed:
-            remove(self.temporary)
+        if self._sink is not None and not self._committed:
+            self._sink.abort()
 
     def __exit__(self, *exc: object) -> None:
         self.abort()
+
+
+@contextlib.contextmanager
+def _unwritable_as_destination_error() -> Any:
+    try:
+        yield
+    except OSError as error:
+        if unwritable(error):
+            raise DestinationError(f"{type(error).__name__}: {error}") from error
+        raise

@@ -67,6 +67,9 @@ _FIELD_ARGUMENTS = {
 # Keyed by the field's casing-free spelling: errors name fields by their PascalCase aliases.
 _ARGUMENT_NAMES = {field.replace("_", ""): argument for field, argument in _FIELD_ARGUMENTS.items()}
 _VERIFY_MODES = ("checksum", "size")
+#: Without an execution_timeout, a temporary object of a remote destination older than this is a dead
+#: writer's leftover (local temporaries are told apart by their lock, whatever their age).
+DEFAULT_STALE_AFTER = dt.timedelta(hours=24)
 
 
 @dataclass
@@ -358,7 +361,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         """True if the final file is a complete download of this very request (nothing is sent then)."""
         assert target.final is not None
         if not storage.exists(target.final):
-            return False
+            return self._finish_kept(target)
         if self.overwrite:
             self.log.info("%s exists; overwrite=True, so it will be downloaded again (and paid again)", target.uri)
             return False
@@ -443,21 +446,25 @@ class _ClearSkyDownloadOperator(BaseOperator):
     def _download_one(self, hook: ClearSkyHook, target: _Target, notices: dict[str, Any]) -> None:
         assert target.final is not None
         label = target.guid or target.settings.get("Date")
-        self.log.info("Downloading ClearSKY %s %s to %s", target.kind, label, target.uri)
-        started_at = dt.datetime.now(dt.timezone.utc)
-        started = time.monotonic()
+        self._remove_stale_temporaries(target)
+        paid = False
         try:
-            with self._open(hook, target) as download:
-                if download.uploaded:
-                    raise AirflowFailException("the API answered 201 (uploaded) although no upload_url was given")
-                total = download.content_length if download.exact_length else None
-                progress = transfer.Progress(self.log, target.final.name, total, started=started)
-                with storage.AtomicWriter(target.final) as writer:
+            # Everything that can find the destination unwritable happens before the paid request.
+            storage.check_free_space(target.final.parent, self._expected_bytes(target))
+            with storage.AtomicWriter(target.final) as writer:
+                self.log.info("Downloading ClearSKY %s %s to %s", target.kind, label, target.uri)
+                started_at = dt.datetime.now(dt.timezone.utc)
+                started = time.monotonic()
+                paid = True
+                with self._open(hook, target) as download:
+                    if download.uploaded:
+                        raise AirflowFailException("the API answered 201 (uploaded) although no upload_url was given")
+                    total = download.content_length if download.exact_length else None
+                    storage.check_free_space(target.final.parent, total)
+                    progress = transfer.Progress(self.log, target.final.name, total, started=started)
                     transfer.pump(download.iter_bytes(self.chunk_size), writer.write, progress)
                     writer.finish(total)
                     progress.finish()
-                    duration = time.monotonic() - started
-                    all_notices = {**notices, **meta.notices("header", dict(download.headers))}
                     document = meta.sidecar_document(
                         kind=target.kind,
                         uri=target.uri,
@@ -469,21 +476,108 @@ class _ClearSkyDownloadOperator(BaseOperator):
                         order_guid=str(self.order_guid) if self.order_guid else None,
                         source_filename=download.filename,
                         content_type=download.content_type,
-                        attribution=all_notices,
+                        attribution={**notices, **meta.notices("header", dict(download.headers))},
                         estimate=target.result.get("estimate"),
                         downloaded_at=started_at,
-                        duration_seconds=duration,
+                        duration_seconds=time.monotonic() - started,
                         provider_version=_provider_version(),
                     )
-                    # The sidecar goes first: a file at the final name always has its sidecar.
-                    self._write_metadata(target, document)
-                    writer.commit()
+                self._commit_with_metadata(target, writer, document)
         except ClearSkyError as error:
             raise _api_failure(error, f"downloading {target.kind} to {target.uri}") from None
         except storage.IncompleteDownloadError as error:
             raise AirflowException(f"download of {target.uri} was cut short: {error}; will be retried") from None
+        except storage.DestinationError as error:
+            raise AirflowFailException(
+                f"destination: {target.uri} cannot be written ({error}). "
+                + (
+                    "The download was paid once; the task is not retried, so it is not paid again. Fix the "
+                    "destination, then clear the task."
+                    if paid
+                    else "Nothing was downloaded or paid. Fix the destination (permissions, free space) or choose "
+                    "another one."
+                )
+            ) from None
         target.result = document
         self.log.info("Saved %s (%d bytes, SHA-256 %s)", target.uri, document["size"], document["sha256"])
+
+    def _commit_with_metadata(self, target: _Target, writer: storage.AtomicWriter, document: dict[str, Any]) -> None:
+        """Sidecar and STAC first (a file at the final name always has its sidecar), then the file. If the
+        metadata cannot be written, the complete, paid bytes are kept beside the final name and a later try
+        writes only the metadata."""
+        assert target.final is not None
+        try:
+            self._write_metadata(target, document)
+        except Exception as error:
+            storage.remove(target.final.parent / (target.final.name + meta.SIDECAR_SUFFIX))
+            kept = writer.keep(target.key)
+            raise AirflowException(
+                f"{target.uri}: the download is complete ({writer.size} bytes, SHA-256 {writer.sha256[:16]}...) and "
+                f"kept as {kept.name}, but its metadata could not be written ({type(error).__name__}: {error}). "
+                "The next try (or a re-run) writes only the metadata and moves the file into place; nothing is paid "
+                "again."
+            ) from None
+        writer.commit()
+
+    def _finish_kept(self, target: _Target) -> bool:
+        """A complete download an earlier try kept because its metadata failed: verify it, write the metadata
+        and move it into place, without any request (True), or say there is none (False)."""
+        assert target.final is not None
+        found = storage.find_kept(target.final, target.key)
+        if found is None:
+            return False
+        kept, size, sha256 = found
+        if storage.size_of(kept) != size or storage.sha256_of(kept) != sha256:
+            self.log.warning("%s does not match the size and checksum in its name; ignoring it", kept.name)
+            return False
+        document = meta.sidecar_document(
+            kind=target.kind,
+            uri=target.uri,
+            filename=target.final.name,
+            size=size,
+            sha256=sha256,
+            key=target.key,
+            settings=target.settings,
+            order_guid=str(self.order_guid) if self.order_guid else None,
+            source_filename=None,
+            content_type=None,
+            attribution={},
+            estimate=None,
+            downloaded_at=dt.datetime.now(dt.timezone.utc),
+            duration_seconds=0.0,
+            provider_version=_provider_version(),
+        )
+        self._write_metadata(target, document)
+        storage.move(kept, target.final)
+        self.log.info(
+            "%s: an earlier try downloaded and paid it completely but could not write its metadata; wrote the "
+            "metadata and moved it into place, no request, nothing paid",
+            target.uri,
+        )
+        target.skipped = True
+        target.result = document
+        return True
+
+    def _remove_stale_temporaries(self, target: _Target) -> None:
+        assert target.final is not None
+        timeout = self.execution_timeout
+        stale_after = timeout.total_seconds() if timeout else DEFAULT_STALE_AFTER.total_seconds()
+        try:
+            removed = storage.remove_stale_temporaries(target.final, stale_after)
+        except Exception as error:  # cleaning is a courtesy: it never stops a download
+            self.log.warning("could not look for stale temporaries of %s: %s", target.uri, error)
+            return
+        if removed:
+            self.log.info("Removed what killed earlier writers of %s left: %s", target.uri, ", ".join(removed))
+
+    def _expected_bytes(self, target: _Target) -> int | None:
+        """The raster's uncompressed size from the estimate's area, when an estimate was made."""
+        area = (target.result.get("estimate") or {}).get("AreaEstimateKm2")
+        resolution = target.settings.get("Resolution")
+        if not isinstance(area, (int, float)) or not isinstance(resolution, int) or resolution <= 0:
+            return None
+        sample = 1 if str(target.settings.get("DataType", "")).upper() == "UINT8" else 2
+        return int(area * 1e6 / resolution**2 * target.request.band_count * sample)
 
     def _write_metadata(self, target: _Target, document: dict[str, Any]) -> None:
         assert target.final is not None
