@@ -133,6 +133,15 @@ class OrderOutcomeUnknownError(ClearSkyError):
     """
 
 
+class AmbiguousOrderError(ClearSkyError):
+    """More than one order on the account could be the one a create sent, or one cannot be told apart.
+
+    Raised instead of adopting a guess or ordering again: either could pay twice or hand on the wrong
+    order. The message names the orders; settle it in the dashboard (cancel what is not wanted while it is
+    in Review), then clear the task.
+    """
+
+
 API_ERROR_CODES: dict[int, type[ClearSkyApiError]] = {
     992: ValidationFailedError,
     993: ValidationFailedError,
