@@ -103,6 +103,16 @@ class ServerError(ClearSkyApiError):
     """HTTP 5xx: a transient fault on the service. Retried with backoff."""
 
 
+class UnexpectedResponseError(ClearSkyApiError):
+    """A success status whose body is not the API's answer: not the JSON envelope, or ``Data`` of the wrong shape.
+
+    A proxy's sign-in page, a load balancer's maintenance page or an empty body under HTTP 200 is never data
+    (an empty order list read from one would make a find-or-order step order twice). Retried like a 5xx; for a
+    create POST the outcome is unknown. The message names the status, the content type and, for a body that
+    is not JSON, its first bytes; a JSON body is described by its keys only (the 2024 key info echoes the key).
+    """
+
+
 class TransportError(ClearSkyError):
     """The request or response did not cross the network whole (connect error, timeout, dropped connection).
 
@@ -120,6 +130,15 @@ class OrderOutcomeUnknownError(ClearSkyError):
 
     The order may or may not exist. Sending the POST again could order twice, so the hook never does; look
     the order up (``ClearSkyCreateOrderOperator`` does) before deciding to create again.
+    """
+
+
+class AmbiguousOrderError(ClearSkyError):
+    """More than one order on the account could be the one a create sent, or one cannot be told apart.
+
+    Raised instead of adopting a guess or ordering again: either could pay twice or hand on the wrong
+    order. The message names the orders; settle it in the dashboard (cancel what is not wanted while it is
+    in Review), then clear the task.
     """
 
 

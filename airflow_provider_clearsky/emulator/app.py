@@ -481,15 +481,23 @@ def build_app(emulator: Emulator) -> EmulatorASGI:
         )
         return ok({"TaskOrders": orders})
 
-    @app.post("/api/tasking/orders/details")
-    async def details_post(request: Request) -> JSONResponse:
+    def details_method_allowed(method: str) -> bool:
+        served = emulator.config.order_details_methods
+        return served == "both" or served == method
+
+    @app.post("/api/tasking/orders/details", response_model=None)
+    async def details_post(request: Request) -> Response:
+        if not details_method_allowed("post"):
+            return Response(status_code=405, headers={"Allow": "GET"})
         body = await parse_body(request, DetailsBody)
         if not body.Guids:
             raise validation_error({"Guids": ["'Guids' must not be empty."]})
         return ok({"TaskOrders": store.details(api_key_of(request), body.Guids, now())})
 
-    @app.get("/api/tasking/orders/details")
-    async def details_get(request: Request) -> JSONResponse:
+    @app.get("/api/tasking/orders/details", response_model=None)
+    async def details_get(request: Request) -> Response:
+        if not details_method_allowed("get"):
+            return Response(status_code=405, headers={"Allow": "POST"})
         q = query(request)
         guids = [g.strip() for v in q.get("guids", []) + q.get("guid", []) for g in v.split(",") if g.strip()]
         if not guids:
@@ -631,7 +639,9 @@ def _search_tiles(body: TileSearchBody) -> dict[str, Any]:
         tiles = grid.tiles_intersecting(aoi)
     except ValueError as exc:
         raise validation_error({"Wkt": [str(exc)]}) from exc
-    return {"Tiles": [_tile_entry(c) for c in tiles]}
+    # The 2025 client and its example read tiles and minitiles from one list, told apart by ``MiniTile``.
+    minis = [cell for tile in tiles for cell, _ in grid.minitiles_intersecting(tile, aoi)]
+    return {"Tiles": [_tile_entry(c) for c in tiles] + [_tile_entry(c) for c in minis]}
 
 
 def _optimize(body: AoiBody) -> dict[str, Any]:

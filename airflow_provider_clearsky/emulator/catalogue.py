@@ -60,15 +60,35 @@ MODELS: dict[str, TaskingModel] = {
 }
 
 
+CONSTELLATIONS = ("Sentinel1", "Sentinel2", "Sentinel3", "Landsat89")
+
+
 def find_model(name: str | None) -> TaskingModel | None:
+    """The model whose API value is ``name``, ignoring case only (the 2024 example sent ``stratus2``).
+
+    Display names (``Stratus-2``, ``Stratus 2``) are refused: the docs say to send API values only.
+    """
     if not name:
         return None
-    return MODELS.get(name.lower().replace("-", "").replace(" ", ""))
+    return MODELS.get(name.lower())
 
 
 def canonical_constellation(name: str) -> str | None:
-    known = {c.lower(): c for c in ("Sentinel1", "Sentinel2", "Sentinel3", "Landsat89")}
-    return known.get(name.lower().replace("-", "").replace(" ", "").replace("_", ""))
+    """The constellation's API value, ignoring case only (``Sentinel-2`` and ``sentinel 2`` are refused)."""
+    known = {c.lower(): c for c in CONSTELLATIONS}
+    return known.get(name.lower())
+
+
+def model_names() -> str:
+    return ", ".join(m.name for m in MODELS.values())
+
+
+def unknown_model(name: str) -> str:
+    return f"Unknown model '{name}'. Valid values: {model_names()} (API values, not display names)."
+
+
+def unknown_constellation(name: str) -> str:
+    return f"Unknown satellite constellation '{name}'. Valid values: {', '.join(CONSTELLATIONS)}."
 
 
 def tiered_cost(quantity_km2_months: float, rates: tuple[float, ...], factor: float, already_spent: float) -> float:

@@ -110,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-bearer", action="store_true", help="do not accept 'Authorization: Bearer KEY' (x-api-key only)"
     )
+    p.add_argument(
+        "--order-geometry-echo",
+        choices=("exact", "bbox"),
+        default="exact",
+        help="how order answers echo a polygon order's Wkt: as sent, or each polygon's bounding box (default exact)",
+    )
+    p.add_argument(
+        "--order-details-methods",
+        choices=("both", "post", "get"),
+        default="both",
+        help="which methods serve /api/tasking/orders/details; the other answers 405 (default both)",
+    )
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -150,6 +162,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             production_delay=args.production_delay,
         ),
         access_log=not args.quiet,
+        order_geometry_echo=args.order_geometry_echo,
+        order_details_methods=args.order_details_methods,
     )
 
 

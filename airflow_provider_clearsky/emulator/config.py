@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+GEOMETRY_ECHOES = ("exact", "bbox")
+DETAILS_METHODS = ("both", "post", "get")
+
 #: The documented demo key. It is invented for the emulator and is not a real ClearSKY key.
 DEMO_API_KEY = "clearsky-demo-key"
 
@@ -94,5 +97,18 @@ class EmulatorConfig:
     #: documents none).
     concurrency_retry_after: int | None = None
     accept_bearer: bool = True
+    #: How order answers echo a polygon order's area: ``exact`` (as sent) or ``bbox`` (each polygon's
+    #: bounding box, as the docs bill it). The real service's echo is not documented; ``bbox`` keeps the
+    #: provider from relying on an exact echo.
+    order_geometry_echo: str = "exact"
+    #: Which methods serve ``/api/tasking/orders/details``: ``both``, ``post`` (the 2025 client) or ``get``
+    #: (the docs); the other answers 405.
+    order_details_methods: str = "both"
     durations: LifecycleDurations = field(default_factory=LifecycleDurations)
     access_log: bool = True
+
+    def __post_init__(self) -> None:
+        if self.order_geometry_echo not in GEOMETRY_ECHOES:
+            raise ValueError(f"order_geometry_echo must be one of {', '.join(GEOMETRY_ECHOES)}")
+        if self.order_details_methods not in DETAILS_METHODS:
+            raise ValueError(f"order_details_methods must be one of {', '.join(DETAILS_METHODS)}")

@@ -131,6 +131,15 @@ class Control:
     def clear_faults(self) -> None:
         self._emu.faults.clear()
 
+    # ---- fidelity switches
+    def set_order_geometry_echo(self, echo: str) -> None:
+        """``exact`` or ``bbox`` (each polygon's bounding box) in order answers, until ``reset()``."""
+        self._emu.configure(order_geometry_echo=echo)
+
+    def set_order_details_methods(self, methods: str) -> None:
+        """``both``, ``post`` or ``get`` serve order details (the other answers 405), until ``reset()``."""
+        self._emu.configure(order_details_methods=methods)
+
     # ---- everything
     def reset(self) -> None:
         """Accounts back to their start-up balances, no orders, charges, faults or logged requests, clock

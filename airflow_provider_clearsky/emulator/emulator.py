@@ -4,6 +4,7 @@ API share."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections import defaultdict
 from datetime import datetime
@@ -14,11 +15,15 @@ from .config import EmulatorConfig
 from .faults import FaultRegistry, parse_fault_spec
 from .state import Store
 
+#: Configuration a test may change on a running emulator (``Control.set_*``); ``reset()`` restores them.
+SWITCHES = ("order_geometry_echo", "order_details_methods")
+
 
 class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
         self._initial_accounts = copy.deepcopy(self.config.accounts)
+        self._initial_switches = {name: getattr(self.config, name) for name in SWITCHES}
         self.store = Store(self.config)
         start = self.config.start_time or self.store.restored_clock
         self.clock = EmulatorClock(start, self.config.clock_speed)
@@ -37,11 +42,21 @@ class Emulator:
         """Back to the start-up state: accounts, no orders, no faults, empty logs, clock at real now (or the
         configured start time) and the configured speed."""
         self.config.accounts = copy.deepcopy(self._initial_accounts)
+        self.configure(**self._initial_switches)
         self.store.reset()
         self.faults.clear()
         with self.log_lock:
             self.request_log.clear()
         self.clock = EmulatorClock(self.config.start_time, self.config.clock_speed)
+
+    def configure(self, **switches: Any) -> None:
+        """Change fidelity switches (``order_geometry_echo``, ``order_details_methods``) at run time."""
+        unknown = set(switches) - set(SWITCHES)
+        if unknown:
+            raise ValueError(f"unknown switch(es) {sorted(unknown)}; known: {', '.join(SWITCHES)}")
+        candidate = dataclasses.replace(self.config, **switches)  # validates the values
+        for name in switches:
+            setattr(self.config, name, getattr(candidate, name))
 
     def log_request(self, entry: dict[str, Any]) -> None:
         with self.log_lock:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -146,6 +147,26 @@ def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
     return dict(mapping(geom))
 
 
+def echo_wkt(wkt: str, echo: str) -> str:
+    """An order's area as order answers echo it: ``exact`` as sent, ``bbox`` each polygon's bounding box.
+
+    With ``bbox`` every POLYGON of the collection becomes its box and a MULTIPOLYGON the MULTIPOLYGON of its
+    members' boxes, still one GEOMETRYCOLLECTION (the docs bill orders by bounding-box extent; how the real
+    service echoes is undocumented, so the provider must not rely on an exact echo).
+    """
+    if echo != "bbox":
+        return wkt
+    geom = shapely.from_wkt(wkt)
+    parts = list(geom.geoms) if geom.geom_type == "GeometryCollection" else [geom]
+    boxes: list[BaseGeometry] = []
+    for part in parts:
+        if isinstance(part, MultiPolygon):
+            boxes.append(MultiPolygon([shapely.box(*poly.bounds) for poly in part.geoms]))
+        else:
+            boxes.append(shapely.box(*part.bounds))
+    return to_wkt(shapely.GeometryCollection(boxes))
+
+
 # --------------------------------------------------------------------------- projections
 
 
@@ -163,8 +184,35 @@ def utm_zone(epsg: int) -> tuple[int, bool]:
     raise ValueError(f"EPSG:{epsg} is not a WGS84 UTM zone")
 
 
+def _builtin_epsg(epsg: int) -> bool:
+    return epsg in (4326, 3857) or 32601 <= epsg <= 32660 or 32701 <= epsg <= 32760
+
+
+@functools.cache
+def _crs(epsg: int) -> Any:
+    """The pyproj CRS of ``epsg``, or None when the EPSG registry knows no such code."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        return CRS.from_epsg(epsg)
+    except CRSError:
+        return None
+
+
 def is_supported_epsg(epsg: int) -> bool:
-    return epsg in (4326, 3857, AUTO_UTM_EPSG) or 32601 <= epsg <= 32660 or 32701 <= epsg <= 32760
+    """Any real EPSG coordinate reference system ("any valid EPSG", contract §4.12), or 47000 (auto-UTM)."""
+    if epsg == AUTO_UTM_EPSG or _builtin_epsg(epsg):
+        return True
+    return epsg > 0 and _crs(epsg) is not None
+
+
+def is_geographic_epsg(epsg: int) -> bool:
+    """Degrees rather than metres: 4326 and other geographic CRSs."""
+    if _builtin_epsg(epsg):
+        return epsg == 4326
+    crs = _crs(epsg)
+    return bool(crs is not None and crs.is_geographic)
 
 
 _N = WGS84_F / (2 - WGS84_F)
@@ -202,8 +250,18 @@ def project(lon: np.ndarray, lat: np.ndarray, epsg: int) -> tuple[np.ndarray, np
         x = WGS84_A * np.radians(lon)
         y = WGS84_A * np.log(np.tan(math.pi / 4 + np.radians(np.clip(lat, -85.06, 85.06)) / 2))
         return x, y
+    if not _builtin_epsg(epsg):
+        return _pyproj_project(lon, lat, epsg)
     zone, north = utm_zone(epsg)
     return transverse_mercator(lon, lat, zone * 6 - 183, UTM_K0, 500_000.0, 0.0 if north else 10_000_000.0)
+
+
+def _pyproj_project(lon: np.ndarray, lat: np.ndarray, epsg: int) -> tuple[np.ndarray, np.ndarray]:
+    from pyproj import Transformer
+
+    transformer = Transformer.from_crs(4326, epsg, always_xy=True)
+    x, y = transformer.transform(lon.astype(float), lat.astype(float))
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
 
 
 def resolve_epsg(epsg: int, geom: BaseGeometry) -> int:

@@ -84,8 +84,10 @@ def _row_buffer(spec: RasterSpec) -> bytes:
 
 
 def _geokeys(epsg: int) -> list[int]:
-    if epsg == 4326:
-        keys = [(1024, 0, 1, 2), (1025, 0, 1, 1), (2048, 0, 1, 4326), (2054, 0, 1, 9102)]
+    from .geo import is_geographic_epsg
+
+    if is_geographic_epsg(epsg):
+        keys = [(1024, 0, 1, 2), (1025, 0, 1, 1), (2048, 0, 1, epsg), (2054, 0, 1, 9102)]
     else:
         keys = [(1024, 0, 1, 1), (1025, 0, 1, 1), (3072, 0, 1, epsg), (3076, 0, 1, 9001)]
     out = [1, 1, 0, len(keys)]

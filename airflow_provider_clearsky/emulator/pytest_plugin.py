@@ -3,6 +3,8 @@
 
 * ``clearsky_emulator_server`` (session scope): one emulator in a background thread for the session.
 * ``clearsky_emulator`` (function scope): the session emulator, ``control.reset()`` before each test.
+* ``clearsky_emulator_each_echo`` (function scope, two params): the same, with order answers echoing the
+  area ``exact`` and as ``bbox`` (``EmulatorConfig.order_geometry_echo``, ``--order-geometry-echo``).
 * ``clearsky_emulator_factory`` (function scope): ``factory(**EmulatorConfig fields)`` starts extra
   emulators with their own configuration; they are stopped after the test.
 
@@ -54,6 +56,13 @@ def clearsky_emulator(clearsky_emulator_server: EmulatorHandle) -> EmulatorHandl
     """The session emulator, reset to its start-up state before the test."""
     clearsky_emulator_server.control.reset()
     return clearsky_emulator_server
+
+
+@pytest.fixture(params=["exact", "bbox"])
+def clearsky_emulator_each_echo(request: pytest.FixtureRequest, clearsky_emulator: EmulatorHandle) -> EmulatorHandle:
+    """The session emulator, once echoing order areas exactly and once as each polygon's bounding box."""
+    clearsky_emulator.control.set_order_geometry_echo(request.param)
+    return clearsky_emulator
 
 
 @pytest.fixture

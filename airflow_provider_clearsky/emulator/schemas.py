@@ -4,7 +4,7 @@ ASP.NET service would bind them, so a wrong JSON type is a ProblemDetails answer
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
@@ -13,10 +13,16 @@ _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\
 
 
 def _parse_date(value: Any) -> Any:
+    """A date, or a date-time whose UTC date is meant (``2024-05-03T23:00:00-05:00`` is 2024-05-04)."""
     if isinstance(value, str):
-        m = _DATE_RE.match(value.strip())
+        text = value.strip()
+        m = _DATE_RE.match(text)
         if not m:
             raise ValueError(f"The JSON value could not be converted to a date: {value!r}")
+        if len(text) > 10:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            if moment.tzinfo is not None:
+                return moment.astimezone(timezone.utc).date()
         return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     if value is None:
         return None

@@ -119,6 +119,9 @@ class Order:
     canceled_at: datetime | None = None
     renewal_stopped: bool = False
     renewal_failed: bool = False
+    #: Last day of coverage of a recurring order that stopped renewing (cancelled or unpaid). ``to_date``
+    #: stays what was ordered (null): a cancel does not turn a recurring order into a historical one.
+    ends: date | None = None
     automatic_order_guid: str | None = None
     deduplicated_tiles: list[str] = field(default_factory=list)
     passes_used: dict[str, int] = field(default_factory=dict)
@@ -142,6 +145,8 @@ class Order:
         """Last day of coverage paid for so far."""
         if self.to_date is not None:
             return self.to_date
+        if self.ends is not None:
+            return self.ends
         return month_end(self.paid_through)
 
     def scheduled_dates(self) -> list[date]:
@@ -163,7 +168,7 @@ class Order:
         for k in ("created", "accepted_at", "review_until", "canceled_at"):
             if d.get(k):
                 d[k] = datetime.fromisoformat(d[k])
-        for k in ("reference_date", "from_date", "to_date", "paid_through"):
+        for k in ("reference_date", "from_date", "to_date", "paid_through", "ends"):
             if d.get(k):
                 d[k] = date.fromisoformat(d[k])
         return cls(**d)
@@ -310,7 +315,7 @@ class Store:
                     self._refund(order, order.review_until, "denied")
                     changed = True
                     continue
-                while order.to_date is None and add_months(order.paid_through, 1) <= now.date():
+                while order.recurring and order.ends is None and add_months(order.paid_through, 1) <= now.date():
                     changed = True
                     self._renew(order, add_months(order.paid_through, 1))
             if changed:
@@ -326,7 +331,7 @@ class Store:
         if acct.euro_credit_amount - cost < -acct.config.euro_credit_limit:
             # Not enough order credits at renewal: coverage stops at the end of the paid month.
             order.renewal_failed = True
-            order.to_date = month_end(order.paid_through)
+            order.ends = month_end(order.paid_through)
             return
         acct.euro_credit_amount -= cost
         acct.add_spend(month, cost)
@@ -382,7 +387,7 @@ class Store:
             return "Processing"
         # A recurring order whose renewal was stopped keeps behaving as recurring until its paid month ends.
         stopped = (order.renewal_stopped or order.renewal_failed) and now.date() <= order.end_date()
-        if order.recurring or stopped:
+        if (order.recurring and order.ends is None) or stopped:
             return "UpToDate" if dates else "AwaitingSatelliteProducts"
         all_dates = order.scheduled_dates()
         if all_dates and len(dates) == len(all_dates):
@@ -411,9 +416,10 @@ class Store:
         if order.canceled or order.denied:
             stamp = order.canceled_at or order.review_until or order.created
             return now >= midnight(add_months(month_start(stamp.date()), 1))
-        if order.to_date is None:
+        last = order.to_date or order.ends
+        if last is None:
             return False
-        return now >= midnight(add_months(month_start(order.to_date), order.storage_months + 1))
+        return now >= midnight(add_months(month_start(last), order.storage_months + 1))
 
     # ------------------------------------------------------------------ order validation and pricing
 
@@ -435,9 +441,7 @@ class Store:
         if not body.Model:
             err("Model", "'Model' must not be empty.")
         elif model is None:
-            err(
-                "Model", f"Unknown model '{body.Model}'. Known: {', '.join(m.name for m in catalogue.MODELS.values())}."
-            )
+            err("Model", catalogue.unknown_model(body.Model))
         constellations: list[str] = []
         if not body.SatelliteConstellations:
             err("SatelliteConstellations", "'SatelliteConstellations' must not be empty.")
@@ -445,7 +449,7 @@ class Store:
             for c in body.SatelliteConstellations:
                 canon = catalogue.canonical_constellation(c)
                 if canon is None:
-                    err("SatelliteConstellations", f"Unknown satellite constellation '{c}'.")
+                    err("SatelliteConstellations", catalogue.unknown_constellation(c))
                 elif canon not in constellations:
                     constellations.append(canon)
             if model is not None and not errs.get("SatelliteConstellations"):
@@ -683,9 +687,9 @@ class Store:
             # Tiles/MiniTiles as GUID strings in list and details (the 2024 model's shape).
             "Tiles": list(order.tiles) if order.mode == "tile" else None,
             "MiniTiles": list(order.minitiles) if order.mode == "tile" else None,
-            "Wkt": order.wkt,
+            "Wkt": geo.echo_wkt(order.wkt, self.config.order_geometry_echo) if order.wkt else None,
             "CreatedDate": iso_z(order.created),
-            # Emulator extensions (not in the contract): why an order stopped renewing.
+            # INVENTED (docs/emulator.md): whether an order stopped renewing. No provider logic reads it.
             "RenewalStopped": order.renewal_stopped or order.renewal_failed,
         }
         if details:
@@ -699,7 +703,7 @@ class Store:
             for o in self.orders.values():
                 if o.key != key:
                     continue
-                if recurring_only and not o.recurring:
+                if recurring_only and not (o.recurring and o.ends is None):  # still renewing (INVENTED reading)
                     continue
                 if not get_expired and self.expired(o, now):
                     continue
@@ -738,9 +742,10 @@ class Store:
                 o.canceled_at = now
                 self._refund(o, now, "canceled in review")
             elif o.recurring:
-                # After acceptance: stop the next renewal only. The month(s) already paid stay covered.
+                # After acceptance: stop the next renewal only (docs); the month(s) already paid stay covered.
+                # The order stays what was ordered (To null); a repeated cancel is accepted again (INVENTED).
                 o.renewal_stopped = True
-                o.to_date = month_end(o.paid_through)
+                o.ends = month_end(o.paid_through)
             else:
                 raise ApiError(
                     400,
@@ -761,12 +766,17 @@ class Store:
     def _matching_orders(self, key: str, model: str | None, constellations: list[str] | None) -> list[Order]:
         want_model = catalogue.find_model(model) if model else None
         if model and want_model is None:
-            raise validation_error({"Model": [f"Unknown model '{model}'."]})
+            raise validation_error({"Model": [catalogue.unknown_model(model)]})
         want_const = None
         if constellations:
             canon = [catalogue.canonical_constellation(c) for c in constellations]
-            if any(c is None for c in canon):
-                raise validation_error({"SatelliteConstellations": ["Unknown satellite constellation."]})
+            unknown = [
+                catalogue.unknown_constellation(c)
+                for c, found in zip(constellations, canon, strict=True)
+                if found is None
+            ]
+            if unknown:
+                raise validation_error({"SatelliteConstellations": unknown})
             want_const = sorted({c for c in canon if c})
         out = []
         for o in self.orders.values():
@@ -892,7 +902,7 @@ class Store:
             errs["Level"] = ["'Level' must be 1 or 2."]
         model = catalogue.find_model(body.Model) if body.Model else catalogue.find_model("Stratus2")
         if model is None:
-            errs["Model"] = [f"Unknown model '{body.Model}'."]
+            errs["Model"] = [catalogue.unknown_model(body.Model or "")]
         bands: list[str] = []
         try:
             bands = catalogue.parse_bandnames(body.Bandnames, model)
@@ -918,7 +928,7 @@ class Store:
                 {"Wkt": [f"Split the area into parts of at most {acct.config.max_composite_area_km2} km2."]},
             )
         epsg = geo.resolve_epsg(epsg, aoi)
-        if epsg == 4326:
+        if geo.is_geographic_epsg(epsg):
             step_x = step_y = res / 111_320.0
         else:
             step_x = step_y = float(res)
@@ -1044,7 +1054,7 @@ class Store:
             next_costs = 0.0
             nxt = add_months(month_start(now.date()), 1)
             for o in self.orders.values():
-                if o.key == key and o.to_date is None and not (o.canceled or o.denied):
+                if o.key == key and o.recurring and o.ends is None and not (o.canceled or o.denied):
                     model = catalogue.find_model(o.model)
                     assert model is not None
                     area = self._billed_area(o)
@@ -1072,7 +1082,7 @@ class Store:
             }
 
 
-_EPSG_MSG = "The emulator supports EpsgProjection 4326, 3857, 326xx, 327xx and 47000 (auto-UTM)."
+_EPSG_MSG = "'EpsgProjection' must be a valid EPSG code (e.g. 4326, 3857, 32632, 25832, 3035) or 47000 (auto-UTM)."
 
 
 def processing_units(area_km2: float) -> int:

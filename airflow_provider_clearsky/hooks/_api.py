@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import httpx
+import pydantic
 import tenacity
 
 from airflow_provider_clearsky.exceptions import (
@@ -26,6 +27,7 @@ from airflow_provider_clearsky.exceptions import (
     RateLimitedError,
     ServerError,
     TransportError,
+    UnexpectedResponseError,
     error_class_for,
 )
 
@@ -48,6 +50,8 @@ class ApiCall(Generic[T]):
     # A download charged in processing units: not re-sent by the hook once it may have been processed (a
     # dropped connection, a read timeout, a body cut short); the task's own retry decides whether to pay again.
     paid: bool = False
+    # The 2024 client judges a cancel by its status alone, so an empty 2xx body is its success, not a fault.
+    empty_body_ok: bool = False
 
     @property
     def endpoint(self) -> str:
@@ -82,7 +86,7 @@ def is_retryable(call: ApiCall[Any], error: BaseException) -> bool:
         return True  # the server refused the request outright, so it did nothing
     if isinstance(error, TransportError):
         return not error.request_sent or not (call.creates_order or call.paid)
-    if isinstance(error, ServerError):
+    if isinstance(error, (ServerError, UnexpectedResponseError)):
         # An error answer delivers nothing, so a download is not charged for it; a create may have committed.
         return not call.creates_order
     return False
@@ -124,7 +128,8 @@ def retrying_kwargs(policy: RetryPolicy, call: ApiCall[Any], *, asynchronous: bo
 
 def outcome_unknown(call: ApiCall[Any], error: ClearSkyError) -> ClearSkyError:
     """A create POST that may have reached the server and got no definitive answer."""
-    if call.creates_order and isinstance(error, (ServerError, TransportError)) and _maybe_processed(error):
+    unclear = (ServerError, TransportError, UnexpectedResponseError)
+    if call.creates_order and isinstance(error, unclear) and _maybe_processed(error):
         return OrderOutcomeUnknownError(
             f"the order may or may not have been created ({error.message}); look it up before creating again",
             status_code=error.status_code,
@@ -207,23 +212,66 @@ def api_error(call: ApiCall[Any], response: httpx.Response, body: Any) -> ClearS
     return error_class(message, **common)
 
 
+def is_page(response: httpx.Response) -> bool:
+    """An HTML or plain-text page: a proxy's or load balancer's, never a file the API produced."""
+    content_type = response.headers.get("content-type", "").lower()
+    return bool(content_type.startswith(("text/html", "text/plain", "application/xhtml")))
+
+
 def is_json(response: httpx.Response) -> bool:
     return "application/json" in response.headers.get("content-type", "").lower() or "+json" in response.headers.get(
         "content-type", ""
     )
 
 
+def unexpected_response(call: ApiCall[Any], response: httpx.Response, what: str) -> UnexpectedResponseError:
+    """An answer that is not the API's: say what came (status, type, first bytes), never what it echoes."""
+    content_type = response.headers.get("content-type", "") or "none"
+    body = _decode(response)
+    if isinstance(body, dict):
+        sample = f"JSON keys {sorted(str(key) for key in body)[:8]}"
+    elif body is not None:
+        sample = f"JSON {type(body).__name__}"
+    elif response.content:
+        text = response.content[:60].decode("utf-8", errors="replace")
+        sample = "body starts " + repr("".join(ch if ch.isprintable() else " " for ch in text))
+    else:
+        sample = "empty body"
+    return UnexpectedResponseError(
+        f"{what} (Content-Type {content_type}, {sample}); retry later, or check the connection's host",
+        status_code=response.status_code,
+        endpoint=call.endpoint,
+    )
+
+
+def _shape_error(error: Exception) -> str:
+    """Where ``Data`` did not fit, without the values (which may echo a key)."""
+    if isinstance(error, pydantic.ValidationError):
+        places = sorted({".".join(str(part) for part in item["loc"]) or "Data" for item in error.errors()})
+        return "Data of the wrong shape at " + ", ".join(places[:6])
+    return f"Data of the wrong shape ({type(error).__name__})"
+
+
 def parse_response(call: ApiCall[T], response: httpx.Response) -> T:
-    """Read an answer whose body has been loaded: raise on error, else parse ``Data``."""
+    """Read an answer whose body has been loaded: raise on error, else parse ``Data``.
+
+    A success status without the ServiceResult envelope, or whose ``Data`` does not fit, raises
+    :class:`UnexpectedResponseError`, never returns empty data.
+    """
     body = _decode(response)
     if response.status_code >= 400:
         raise api_error(call, response, body)
+    if call.empty_body_ok and not response.content.strip():
+        return call.parse(None)
     fields = _lower_keys(body)
-    if isinstance(fields, dict) and "succeeded" in fields:
-        if not fields["succeeded"]:  # errors may arrive with HTTP 200
-            raise api_error(call, response, body)
+    if not (isinstance(fields, dict) and "succeeded" in fields):
+        raise unexpected_response(call, response, "the answer is not the API's JSON envelope")
+    if not fields["succeeded"]:  # errors may arrive with HTTP 200
+        raise api_error(call, response, body)
+    try:
         return call.parse(fields.get("data"))
-    return call.parse(body)
+    except (pydantic.ValidationError, ValueError, TypeError, AttributeError) as error:
+        raise unexpected_response(call, response, _shape_error(error)) from None
 
 
 def raise_for_download(call: ApiCall[Any], response: httpx.Response) -> None:
@@ -231,11 +279,7 @@ def raise_for_download(call: ApiCall[Any], response: httpx.Response) -> None:
     body = _decode(response)
     if response.status_code >= 400 or (isinstance(_lower_keys(body), dict) and "succeeded" in _lower_keys(body)):
         raise api_error(call, response, body)
-    raise ClearSkyApiError(
-        "expected a file but the API answered with JSON",
-        status_code=response.status_code,
-        endpoint=call.endpoint,
-    )
+    raise unexpected_response(call, response, "expected a file, got neither a file nor the API's envelope")
 
 
 _FILENAME_STAR = re.compile(r"filename\*\s*=\s*(?:[\w-]+'[^']*')?([^;]+)", re.IGNORECASE)

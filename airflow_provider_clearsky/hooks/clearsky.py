@@ -24,6 +24,7 @@ from airflow_provider_clearsky.hooks._api import (
     ApiCall,
     RetryPolicy,
     is_json,
+    is_page,
     outcome_unknown,
     parse_response,
     raise_for_download,
@@ -157,6 +158,8 @@ class ClearSkyHook(BaseHook):
             "headers": {
                 "x-api-key": settings.api_key,
                 "Accept": "application/json, application/octet-stream",
+                # The docs list Content-Type as required on every request, GETs and DELETEs included.
+                "Content-Type": "application/json",
                 "User-Agent": f"airflow-provider-clearsky/{__version__} apache-airflow/{airflow_version()} "
                 f"httpx/{httpx.__version__}",
             },
@@ -359,7 +362,7 @@ class ClearSkyHook(BaseHook):
             response = self.client.send(call.build(self.client), stream=True)
         except httpx.TransportError as error:
             raise transport_error(call, error) from error
-        if response.status_code >= 400 or is_json(response):
+        if response.status_code >= 400 or is_json(response) or is_page(response):
             try:
                 response.read()
             except httpx.TransportError as error:
@@ -375,7 +378,7 @@ class ClearSkyHook(BaseHook):
             response = await client.send(call.build(client), stream=True)
         except httpx.TransportError as error:
             raise transport_error(call, error) from error
-        if response.status_code >= 400 or is_json(response):
+        if response.status_code >= 400 or is_json(response) or is_page(response):
             try:
                 await response.aread()
             except httpx.TransportError as error:

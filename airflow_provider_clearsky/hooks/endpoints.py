@@ -35,11 +35,11 @@ def _flag(value: bool) -> str:
 
 
 def _orders(data: Any) -> list[TaskOrder]:
-    return TaskOrderList.model_validate(data or {}).task_orders
+    return TaskOrderList.model_validate(data).task_orders
 
 
 def _models(data: Any) -> list[TaskingModel]:
-    return TaskingModels.model_validate(data or {}).tasking_models
+    return TaskingModels.model_validate(data).tasking_models
 
 
 def _raw(data: Any) -> dict[str, Any]:
@@ -113,7 +113,9 @@ def order_details(guids: list[str]) -> ApiCall[list[TaskOrder]]:
 def cancel_order(order_guid: str) -> ApiCall[dict[str, Any]]:
     if not order_guid or not order_guid.strip():
         raise InvalidRequestError("invalid cancel request", field_errors={"taskOrderGuid": ["pass the order GUID"]})
-    return ApiCall("DELETE", "/api/tasking/orders/cancel", _raw, params={"taskOrderGuid": order_guid.strip()})
+    return ApiCall(
+        "DELETE", "/api/tasking/orders/cancel", _raw, params={"taskOrderGuid": order_guid.strip()}, empty_body_ok=True
+    )
 
 
 def search_available_dates(request: AvailableDatesRequest) -> ApiCall[AvailableDates]:

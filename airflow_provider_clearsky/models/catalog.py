@@ -53,7 +53,7 @@ class TaskingModel(ApiResponse):
 
 
 class TaskingModels(ApiResponse):
-    tasking_models: list[TaskingModel] = Field(default_factory=list)
+    tasking_models: list[TaskingModel]
 
 
 def _text(value: Any) -> Any:

@@ -347,4 +347,4 @@ class TaskOrder(ApiResponse):
 
 
 class TaskOrderList(ApiResponse):
-    task_orders: list[TaskOrder] = Field(default_factory=list)
+    task_orders: list[TaskOrder]

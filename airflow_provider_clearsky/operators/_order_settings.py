@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_clearsky.exceptions import AmbiguousOrderError
 from airflow_provider_clearsky.models.enums import is_failed_status
 
 if TYPE_CHECKING:
@@ -27,8 +28,7 @@ if TYPE_CHECKING:
 AUTHALIC_RADIUS_M = 6_371_007.2
 #: A response field whose name contains one of these is an attribution/licence/provenance notice.
 NOTICE_MARKERS = ("attribution", "licen", "provenance", "notice")
-#: How far apart, in degrees, two vertices of "the same" AOI may be after the API rounds its WKT.
-GEOMETRY_TOLERANCE_DEG = 1e-6
+
 
 # ----------------------------------------------------------------------------- small conversions
 
@@ -199,22 +199,33 @@ def request_geometry(request: OrderRequest) -> BaseGeometry | None:
     return None
 
 
-def same_geometry(a: BaseGeometry, b: BaseGeometry, tolerance: float = GEOMETRY_TOLERANCE_DEG) -> bool:
-    """Equal within ``tolerance`` degrees everywhere (the API may round coordinates or reorder parts)."""
+def _area_mismatch(order: TaskOrder, request: OrderRequest, geometry: BaseGeometry | None) -> str | None:
+    """Why the order's echoed area is not the requested one, compared by overlap (``utils.area``)."""
     import shapely
 
-    if a.is_empty or b.is_empty:
-        return bool(a.is_empty and b.is_empty)
-    distance = float(shapely.hausdorff_distance(a, b))
-    return distance <= tolerance
+    from airflow_provider_clearsky.utils.area import areas_match
+
+    mine = geometry if geometry is not None else request_geometry(request)
+    if mine is None or not order.wkt:
+        return None
+    try:
+        same = areas_match(shapely.to_wkt(mine), order.wkt)
+    except ValueError as error:
+        raise AmbiguousOrderError(
+            f"order {order.guid} matches this task's settings but its area cannot be read ({error}); "
+            "nothing was ordered, because it may be this task's order. Look at it in the dashboard."
+        ) from None
+    return None if same else "Wkt is another area"
 
 
 def order_mismatches(order: TaskOrder, request: OrderRequest, geometry: BaseGeometry | None = None) -> list[str]:
     """Why ``order`` is not the order ``request`` would create (empty: it is).
 
     Compared: Model, SatelliteConstellations, From, To, ImageFrequency, ReferenceDate, StorageMonths,
-    ApiRequests, and the area (Wkt within a millionth of a degree, or the Tiles/MiniTiles sets). A field the
-    API did not report is not held against the order, except Model and From, which every order reports.
+    ApiRequests, and the area: the Tiles/MiniTiles sets, or the Wkt by overlap (the service may echo each
+    polygon's bounding box or a normalised geometry, see :func:`~airflow_provider_clearsky.utils.area.areas_match`).
+    A field the API did not report is not held against the order, except Model and From, which every order
+    reports. Raises :class:`AmbiguousOrderError` when an order otherwise identical echoes an unreadable area.
     """
     reasons: list[str] = []
     if not _same_text(order.model, request.model):
@@ -251,16 +262,10 @@ def order_mismatches(order: TaskOrder, request: OrderRequest, geometry: BaseGeom
     else:
         if order.tiles or order.mini_tiles:
             reasons.append("the order is a tile order, the request a polygon order")
-        elif order.wkt:
-            import shapely
-
-            mine_geometry = geometry if geometry is not None else request_geometry(request)
-            try:
-                theirs_geometry = shapely.from_wkt(order.wkt)
-            except (shapely.errors.GEOSException, ValueError):
-                theirs_geometry = None
-            if mine_geometry is None or theirs_geometry is None or not same_geometry(mine_geometry, theirs_geometry):
-                reasons.append("Wkt differs")
+        elif not reasons:  # the area is compared last, and only for an order otherwise identical
+            area = _area_mismatch(order, request, geometry)
+            if area:
+                reasons.append(area)
     return reasons
 
 
@@ -413,7 +418,8 @@ def plan_cancel(order: TaskOrder, now: dt.datetime) -> CancelPlan:
     * Review: full cancellation; nothing is produced.
     * Accepted recurring: the cancel stops the next renewal only; coverage already paid stays. When the order
       was created before this month began, this month's renewal already happened at 00:00 UTC on the 1st.
-    * A recurring order whose renewal was already stopped (the API reports ``RenewalStopped``): nothing to do.
+    * No documented field says a renewal was already stopped, so a repeated cancel of an accepted recurring
+      order is sent again (the docs describe no harm in it); nothing here reads an emulator-only field.
     * Accepted historical order: cannot be cancelled; refused before calling the API.
     """
     start, cutoff = month_window(now)
@@ -431,16 +437,6 @@ def plan_cancel(order: TaskOrder, now: dt.datetime) -> CancelPlan:
             f"Order {guid} is in Review: the cancel withdraws it completely; nothing will be produced"
             + (" or renewed." if order.is_recurring else "."),
             cutoff,
-        )
-    stopped = (order.model_extra or {}).get("RenewalStopped") is True
-    if stopped:
-        return CancelPlan(
-            "none",
-            "renewal_already_stopped",
-            f"Order {guid} ({status}) no longer renews (its renewal was already stopped); coverage runs until "
-            f"{order.date_to}. Nothing to cancel.",
-            cutoff,
-            coverage_until=order.date_to.isoformat() if order.date_to else None,
         )
     if order.is_recurring:
         created = utc(order.created_date) if order.created_date else None
@@ -493,6 +489,7 @@ def cancel_result(order_guid: str, plan: CancelPlan, before: TaskOrder, after: T
 
 
 __all__ = [
+    "AmbiguousOrderError",
     "AttemptRecord",
     "CancelPlan",
     "adoptable_orders",

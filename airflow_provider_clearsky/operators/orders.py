@@ -29,6 +29,7 @@ from airflow_provider_clearsky._compat import (
 )
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
 from airflow_provider_clearsky.exceptions import (
+    AmbiguousOrderError,
     AuthenticationError,
     BadRequestError,
     ClearSkyError,
@@ -118,7 +119,8 @@ def _invalid(task_id: str, error: InvalidRequestError) -> AirflowFailException:
 
 def _fail_fast(error: ClearSkyError) -> Exception:
     """Errors a retry cannot fix fail the task at once; transient ones (already retried) stay retryable."""
-    if isinstance(error, (InvalidRequestError, BadRequestError, AuthenticationError, NotFoundError)):
+    failing = (InvalidRequestError, BadRequestError, AuthenticationError, NotFoundError, AmbiguousOrderError)
+    if isinstance(error, failing):
         return AirflowFailException(str(error))
     return error
 
@@ -541,11 +543,13 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         )
 
     def _pick(self, found: list[TaskOrder]) -> TaskOrder | None:
+        """The one order this task may have created; more than one is a doubt that fails loudly."""
         if len(found) > 1:
-            self.log.warning(
-                "%d orders match this task's settings (%s); adopting the oldest.",
-                len(found),
-                ", ".join(order.guid for order in found),
+            raise AmbiguousOrderError(
+                f"{len(found)} orders could be the one this task created "
+                f"({', '.join(f'{order.guid} ({order.status}, created {order.created_date})' for order in found)}). "
+                "Nothing was ordered and none was adopted. Keep the one you want (cancel the others while in "
+                "Review), then clear this task: it adopts a single match."
             )
         return found[0] if found else None
 
@@ -554,6 +558,8 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         while True:
             try:
                 found = self._adoptable(record, None)
+            except AmbiguousOrderError:
+                raise
             except ClearSkyError as error:
                 self.log.warning("Looking the order up failed (%s); trying again.", error)
                 found = None
@@ -612,11 +618,12 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
     is withdrawn completely; after acceptance a recurring order only stops renewing (the cut-off is 00:00 UTC
     on the 1st of the next month; past it, this month's renewal has already happened and the cancel stops the
     following one); an accepted historical order cannot be cancelled and the task fails, changing nothing.
-    Cancelling an order that is already cancelled (or whose renewal is already stopped) succeeds quietly.
+    Cancelling an order that is already cancelled succeeds quietly; cancelling an accepted recurring order
+    again sends the cancel again (no documented field says its renewal was already stopped).
 
     Returns (XCom) ``{"order_guid", "outcome", "status_before", "status_after", "recurring", "cutoff",
     "renewal_already_happened_for", "coverage_until", "message"}`` plus any attribution notice. ``outcome``
-    is one of ``canceled``, ``renewal_stopped``, ``already_canceled``, ``renewal_already_stopped``.
+    is one of ``canceled``, ``renewal_stopped``, ``already_canceled``.
 
     :param order_guid: the order's GUID, e.g. ``"{{ ti.xcom_pull(task_ids='create_order') }}"``.
     :param clearsky_conn_id: the ``clearsky`` connection.

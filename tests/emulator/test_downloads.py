@@ -33,9 +33,13 @@ def test_search_tiles_all_modes(client: httpx.Client) -> None:
     tiles = data(client.post("/api/tasking/search/tiles", json={"Wkt": AOI_WKT, "GeoJson": None, "TileGuids": None}))[
         "Tiles"
     ]
-    assert len(tiles) == 1
-    t = tiles[0]
-    assert t["MiniTile"] is False and t["Epsg"] == "32632" and t["DataGeogWkt"].startswith("POLYGON")
+    # the tile and the minitiles the area touches, told apart by MiniTile (the 2025 client's shape)
+    whole = [t for t in tiles if not t["MiniTile"]]
+    minis = [t for t in tiles if t["MiniTile"]]
+    assert len(whole) == 1 and len(minis) == 4
+    t = whole[0]
+    assert t["Epsg"] == "32632" and t["DataGeogWkt"].startswith("POLYGON")
+    assert all(m["Epsg"] == "32632" and m["DataGeogWkt"].startswith("POLYGON") for m in minis)
     # stable GUIDs
     again = data(
         client.post(
@@ -47,7 +51,7 @@ def test_search_tiles_all_modes(client: httpx.Client) -> None:
     )
     assert again["Tiles"][0]["Guid"] == t["Guid"]
     by_guid = data(client.post("/api/tasking/search/tiles", json={"TileGuids": [t["Guid"]]}))["Tiles"]
-    assert by_guid == tiles
+    assert by_guid == whole
     minis = data(client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": t["Guid"]}))
     assert len(minis["MiniTiles"]) == 256 and all(m["MiniTile"] for m in minis["Tiles"])
     assert [m["Guid"] for m in minis["Tiles"]] == minis["MiniTiles"]
@@ -212,7 +216,7 @@ def test_download_errors(client: httpx.Client, emu: EmulatorHandle) -> None:
     emu.control.update_account(DEMO_API_KEY, credit_amount=100)
     for bad in (
         {"Resolution": 15},
-        {"EpsgProjection": 2154},
+        {"EpsgProjection": 999999},  # no such EPSG code
         {"DataType": "float32"},
         {"FileType": "png"},
         {"Wkt": None},

@@ -287,7 +287,8 @@ def test_recurring_renewal_and_cancel_before_and_after_cutoff(client: httpx.Clie
     # Before the cut-off: the next renewal is stopped, the paid month stays.
     emu.control.set_time(utc(2026, 6, 30, 23, 59))
     stopped = data(client.delete("/api/tasking/orders/cancel", params={"taskOrderGuid": stop}))
-    assert stopped["To"] == "2026-06-30" and stopped["RenewalStopped"] is True
+    # The order stays what was ordered (To null); RenewalStopped is the emulator's invented flag.
+    assert stopped["To"] is None and stopped["RenewalStopped"] is True
     assert stopped["OrderingProcessStatus"] == "UpToDate"
     assert emu.control.charges("renewal") == []
     # 00:00 UTC on the 1st: renewals are charged (two orders), not the stopped one.
@@ -297,7 +298,7 @@ def test_recurring_renewal_and_cancel_before_and_after_cutoff(client: httpx.Clie
     assert all(r["at"] == "2026-07-01T00:00:00Z" for r in renewals)
     # After the cut-off: July is already paid; the cancel stops the August renewal.
     late_after = data(client.delete("/api/tasking/orders/cancel", params={"taskOrderGuid": late}))
-    assert late_after["To"] == "2026-07-31"
+    assert late_after["To"] is None and late_after["RenewalStopped"] is True
     details = data(client.post("/api/tasking/orders/details", json={"Guids": [keep]}))["TaskOrders"][0]
     assert details["ImageDates"][-1] == "2026-07-27" and details["To"] is None
     emu.control.set_time(utc(2026, 8, 1, 0, 0, 1))
@@ -312,7 +313,7 @@ def test_renewal_without_credits_stops_the_order(client: httpx.Client, emu: Emul
     emu.control.update_account(DEMO_API_KEY, euro_credit_amount=0.0)
     emu.control.set_time(utc(2026, 7, 1, 1))
     o = emu.control.order(guid)
-    assert o["To"] == "2026-06-30" and o["RenewalStopped"] is True
+    assert o["To"] is None and o["RenewalStopped"] is True
 
 
 def test_tile_orders_alias_and_deduplication(client: httpx.Client, emu: EmulatorHandle) -> None:

@@ -225,6 +225,29 @@ def test_dropped_connection_after_commit_adopts_the_order(emu: Any) -> None:
     assert ti.xcoms["order_summary"]["adopted"] is True
 
 
+TRIANGLE = "POLYGON ((12.50 55.60, 12.56 55.60, 12.50 55.64, 12.50 55.60))"
+
+
+@pytest.mark.parametrize("echo", ["exact", "bbox"])
+def test_a_lost_create_answer_is_adopted_whichever_way_the_area_is_echoed(emu: Any, echo: str) -> None:
+    emu.control.set_order_geometry_echo(echo)
+    emu.control.add_fault("drop_after_commit", path="/api/tasking/orders", method="POST")
+    ti = FakeTI()
+    guid = create_op(emu, wkt=TRIANGLE).execute(context(ti, DictStore()))
+    assert emu.control.order_count() == 1 and emu.control.orders()[0]["TaskOrderGuid"] == guid
+    assert ti.xcoms["order_summary"]["adopted"] is True
+
+
+def test_more_than_one_order_that_could_be_ours_fails_loudly_and_orders_nothing(emu: Any) -> None:
+    run_start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)
+    first = create_op(emu).execute(context(FakeTI(1), run_start=run_start))
+    second = create_op(emu).execute(context(FakeTI(1), run_start=run_start))  # e.g. placed by hand meanwhile
+    with pytest.raises(AirflowFailException, match="2 orders could be the one") as failure:
+        create_op(emu).execute(context(FakeTI(2), run_start=run_start))
+    assert first in str(failure.value) and second in str(failure.value)
+    assert emu.control.order_count() == 2
+
+
 def test_create_timing_out_then_succeeding_on_the_server_adopts_the_order(emu: Any) -> None:
     # The server sleeps 2 s, then creates the order; the hook gave up after its 1 s read timeout.
     emu.control.add_fault("latency", path="/api/tasking/orders", method="POST", delay=2.0)
@@ -418,11 +441,12 @@ def test_cancel_accepted_recurring_stops_the_renewal_and_is_idempotent(emu: Any,
     assert result["outcome"] == "renewal_stopped"
     month_end = (emu.control.now().date().replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
     assert result["coverage_until"] == month_end.isoformat()
-    assert emu.control.order(guid)["To"] == month_end.isoformat()
+    assert emu.control.order(guid)["To"] is None  # still the recurring order that was ordered
 
-    again = cancel(guid)
-    assert again["outcome"] == "renewal_already_stopped"
-    assert emu.control.request_count("/api/tasking/orders/cancel") == 1
+    again = cancel(guid)  # no documented field tells a stopped renewal: the cancel is sent again, harmlessly
+    assert again["outcome"] == "renewal_stopped" and again["coverage_until"] == month_end.isoformat()
+    assert emu.control.request_count("/api/tasking/orders/cancel") == 2
+    assert emu.control.charges("renewal") == []
 
 
 def test_cancel_accepted_historical_order_fails_clearly_and_changes_nothing(emu: Any, emulator_now: Any) -> None:
@@ -461,7 +485,7 @@ def test_cancel_around_the_cutoff(
     assert result["outcome"] == "renewal_stopped"
     assert result["renewal_already_happened_for"] == renewed
     assert result["coverage_until"] == coverage_until
-    assert emu.control.order(guid)["To"] == coverage_until
+    assert emu.control.order(guid)["To"] is None
     renewals = [c for c in emu.control.charges("renewal") if c["order"] == guid]
     if renewed:
         assert len(renewals) == 1

@@ -141,7 +141,10 @@ def test_listed_order_matches_its_request_despite_rounding_and_order() -> None:
         ({"ReferenceDate": "2026-06-02"}, "ReferenceDate"),
         ({"StorageMonths": 3}, "StorageMonths"),
         ({"ApiRequests": 4}, "ApiRequests"),
-        ({"Wkt": "GEOMETRYCOLLECTION (POLYGON ((12.5 55.6, 12.56 55.6, 12.56 55.641, 12.5 55.64, 12.5 55.6)))"}, "Wkt"),
+        (
+            {"Wkt": "GEOMETRYCOLLECTION (POLYGON ((12.53 55.6, 12.59 55.6, 12.59 55.64, 12.53 55.64, 12.53 55.6)))"},
+            "Wkt",
+        ),
         ({"Wkt": None, "Tiles": [TILE_A]}, "tile order"),
     ],
 )
@@ -149,6 +152,27 @@ def test_any_differing_field_prevents_adoption(changes: dict[str, Any], reason: 
     req = request()
     reasons = s.order_mismatches(listed(req, **changes), req)
     assert any(reason in text for text in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "GEOMETRYCOLLECTION (POLYGON ((12.5 55.6, 12.56 55.6, 12.56 55.64, 12.5 55.64, 12.5 55.6)))",  # its box
+        "POLYGON ((12.5 55.6, 12.5 55.64, 12.56 55.64, 12.56 55.6, 12.5 55.6))",  # reoriented, bare
+        "MULTIPOLYGON (((12.5 55.6, 12.56 55.6, 12.56 55.64, 12.5 55.64, 12.5 55.6)))",
+    ],
+)
+def test_an_echoed_bounding_box_or_normalised_area_is_still_ours(echo: str) -> None:
+    req = request()
+    assert s.order_mismatches(listed(req, Wkt=echo), req) == []
+
+
+def test_an_unreadable_echo_of_an_otherwise_identical_order_fails_loudly() -> None:
+    req = request()
+    with pytest.raises(s.AmbiguousOrderError, match="11111111-1111-4111-8111-111111111111"):
+        s.order_mismatches(listed(req, Wkt="CIRCLE (12.5 55.6, 1)"), req)
+    # an order that differs elsewhere is not ours, whatever its area says
+    assert s.order_mismatches(listed(req, Wkt="CIRCLE (12.5 55.6, 1)", ImageFrequency=1), req)
 
 
 def test_unreported_optional_fields_do_not_prevent_adoption() -> None:
@@ -255,7 +279,8 @@ def test_cancel_plan_follows_the_rules() -> None:
     plan = s.plan_cancel(order_at("UpToDate"), june)
     assert plan.action == "stop_renewal" and plan.renewal_already_happened_for is None
     assert plan.cutoff == dt.datetime(2026, 7, 1, tzinfo=UTC)
-    assert s.plan_cancel(order_at("UpToDate", To="2026-06-30", RenewalStopped=True), june).action == "none"
+    # RenewalStopped is the emulator's invented field: the plan does not read it.
+    assert s.plan_cancel(order_at("UpToDate", RenewalStopped=True), june).action == "stop_renewal"
     refused = s.plan_cancel(order_at("Completed", To="2026-06-30"), june)
     assert refused.action == "refuse" and "cannot cancel" in refused.message
 
@@ -375,3 +400,9 @@ def test_month_window_idiom_renders_last_and_this_month() -> None:
     assert (last_month.date_from, last_month.date_to) == ("2026-06-01", "2026-06-30")
     assert (this_month.date_from, this_month.date_to, this_month.max_cost) == ("2026-07-01", None, "250")
     assert last_month.order_request().date_to == dt.date(2026, 6, 30)
+
+
+def test_a_triangle_echoed_as_its_bounding_box_is_still_ours() -> None:
+    req = request(wkt="POLYGON ((12.5 55.6, 12.56 55.6, 12.5 55.64, 12.5 55.6))")
+    box = "GEOMETRYCOLLECTION (POLYGON ((12.5 55.6, 12.56 55.6, 12.56 55.64, 12.5 55.64, 12.5 55.6)))"
+    assert s.order_mismatches(listed(req, Wkt=box), req) == []

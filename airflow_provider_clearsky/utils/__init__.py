@@ -1,0 +1,1 @@
+"""Domain rules shared by the provider's components, each module one idea."""
