@@ -18,6 +18,7 @@ import socket
 import struct
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -239,8 +240,10 @@ class EmulatorASGI:
                 await self._concurrency_error(logging_send, acct.config.max_concurrent_connections)
                 return
             try:
-                emu.store.sync(emu.now())
                 fault = emu.faults.take(method, path)
+                if fault is not None and fault.advance:
+                    emu.clock.advance(timedelta(seconds=fault.advance))
+                emu.store.sync(emu.now())
                 if fault is None:
                     await self.app(scope, receive, logging_send)
                 else:

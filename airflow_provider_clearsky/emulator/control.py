@@ -118,8 +118,9 @@ class Control:
         delay: float | None = None,
         bytes: int | None = None,
         chunk: int | None = None,
+        advance: float | None = None,
     ) -> dict[str, Any]:
-        rule = FaultRule(kind, path, method, times, status, retry_after, delay, bytes, chunk)
+        rule = FaultRule(kind, path, method, times, status, retry_after, delay, bytes, chunk, advance)
         return self._emu.faults.add(rule).to_dict()
 
     def add_fault_spec(self, spec: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Spec syntax (CLI ``--fault`` and ``POST /_emulator/faults`` ``{"spec": ...}``), 
 ``key=value`` pairs, the first item may be the bare kind::
 
     KIND[,path=/api/tasking/orders][,method=POST][,times=N][,status=503][,retry_after=S][,delay=S]
-        [,bytes=N][,chunk=N]
+        [,bytes=N][,chunk=N][,advance=S]
 
 Kinds:
 
@@ -21,6 +21,8 @@ Kinds:
 
 ``path`` matches the lower-cased request path exactly, or as a prefix when it ends with ``*``; default
 ``*`` (every ``/api`` path). ``method`` default: any. ``times`` default 1; ``times=0`` means unlimited.
+``advance=S`` (any kind) moves the emulated clock S seconds forward each time the fault fires, before the
+request is handled: time that passes while the client waits the fault out (INVENTED test aid).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class FaultRule:
     delay: float | None = None
     bytes: int | None = None
     chunk: int | None = None
+    #: emulated seconds that pass while the fault holds the request up (the clock moves on when it fires),
+    #: so a test can delay a request past a moment such as 00:00 UTC on the 1st with a frozen clock
+    advance: float | None = None
     id: int = 0
     fired: int = 0
 
@@ -77,6 +82,8 @@ def normalise_rule(rule: FaultRule) -> FaultRule:
         raise ValueError("a status fault needs status=429|500|502|503|504")
     if rule.times < 0:
         raise ValueError("times must be >= 0")
+    if rule.advance is not None and rule.advance < 0:
+        raise ValueError("advance must be >= 0 seconds")
     rule.kind = kind
     return rule
 
@@ -97,7 +104,7 @@ def parse_fault_spec(spec: str) -> FaultRule:
         values[k.strip().lower().replace("-", "_")] = v.strip()
     if "kind" not in values:
         raise ValueError("fault spec needs a kind")
-    known = {"kind", "path", "method", "times", "status", "retry_after", "delay", "bytes", "chunk"}
+    known = {"kind", "path", "method", "times", "status", "retry_after", "delay", "bytes", "chunk", "advance"}
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown fault spec keys: {sorted(unknown)}")
@@ -111,6 +118,7 @@ def parse_fault_spec(spec: str) -> FaultRule:
         delay=float(values["delay"]) if "delay" in values else None,
         bytes=int(values["bytes"]) if "bytes" in values else None,
         chunk=int(values["chunk"]) if "chunk" in values else None,
+        advance=float(values["advance"]) if "advance" in values else None,
     )
     return normalise_rule(rule)
 

@@ -402,6 +402,12 @@ class CancelPlan:
     coverage_until: str | None = None
 
 
+def same_month(a: dt.datetime, b: dt.datetime) -> bool:
+    """Whether two moments fall in the same calendar month in UTC (the API's billing month)."""
+    a, b = utc(a), utc(b)
+    return (a.year, a.month) == (b.year, b.month)
+
+
 def month_window(now: dt.datetime) -> tuple[DateTime, DateTime]:
     """Start of ``now``'s month and the next cut-off: 00:00 UTC on the 1st of the next month."""
     import pendulum
@@ -473,19 +479,67 @@ def plan_cancel(order: TaskOrder, now: dt.datetime) -> CancelPlan:
 
 
 def cancel_result(order_guid: str, plan: CancelPlan, before: TaskOrder, after: TaskOrder | None) -> dict[str, Any]:
+    """What the cancel did, read from the order as the API returns it afterwards (``after``), not from the
+    plan made before it was sent: a DELETE delayed past 00:00 UTC on the 1st lands after a renewal."""
+    order = after if after is not None else before
+    outcome, message = plan.outcome, plan.message
+    coverage_until = plan.coverage_until
+    renewed_for = plan.renewal_already_happened_for
+    if after is not None and plan.action != "none":
+        outcome, actual, coverage_until, renewed_for = _cancel_outcome(order_guid, before, after)
+        planned = (plan.outcome, plan.coverage_until, plan.renewal_already_happened_for)
+        if (outcome, coverage_until, renewed_for) != planned:
+            message = actual  # the plan's words no longer hold: say what the API reports
     result: dict[str, Any] = {
         "order_guid": order_guid,
-        "outcome": plan.outcome,
+        "outcome": outcome,
         "status_before": before.status,
-        "status_after": after.status if after is not None else before.status,
+        "status_after": order.status,
         "recurring": before.is_recurring,
         "cutoff": plan.cutoff.isoformat().replace("+00:00", "Z"),
-        "renewal_already_happened_for": plan.renewal_already_happened_for,
-        "coverage_until": plan.coverage_until,
-        "message": plan.message,
+        "renewal_already_happened_for": renewed_for,
+        "coverage_until": coverage_until,
+        "message": message,
     }
-    result.update(notices(after if after is not None else before))
+    result.update(notices(order))
     return result
+
+
+def _month(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _cancel_outcome(guid: str, before: TaskOrder, after: TaskOrder) -> tuple[str, str, str | None, str | None]:
+    """(outcome, message, coverage_until, renewal_already_happened_for) from the order after the cancel."""
+    status = after.status or "unknown"
+    if after.is_failed:
+        return "canceled", f"Order {guid} is now {status}: withdrawn completely; nothing is produced.", None, None
+    if after.date_to is None:
+        return (
+            "renewal_stopped",
+            f"The API accepted the cancel of order {guid} ({status}) but still reports no end date (To); check "
+            "the order in the dashboard before relying on its renewal being stopped.",
+            None,
+            None,
+        )
+    end = after.date_to
+    first_paid = max(
+        _month(after.date_from or end),
+        _month(utc(after.created_date).date()) if after.created_date else _month(after.date_from or end),
+    )
+    renewed = _month(end) if before.is_recurring and _month(end) > first_paid else None
+    following = (end + dt.timedelta(days=1)).isoformat()[:7]
+    if renewed:
+        message = (
+            f"Recurring order {guid} no longer renews. Its {renewed} renewal had already been charged when the "
+            f"cancel arrived, so coverage runs until {end}; it will not renew for {following}."
+        )
+    else:
+        message = (
+            f"Recurring order {guid} ({status}) no longer renews: coverage already paid stays until {end}; it will "
+            f"not renew for {following}."
+        )
+    return "renewal_stopped", message, end.isoformat(), renewed
 
 
 __all__ = [
@@ -509,4 +563,5 @@ __all__ = [
     "order_mismatches",
     "plan_cancel",
     "requested_area_km2",
+    "same_month",
 ]

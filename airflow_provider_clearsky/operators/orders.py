@@ -378,6 +378,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         self._estimate_summary: dict[str, Any] | None = None
         self._order: TaskOrder | None = None
         self._adopted = False
+        self._estimated_at: dt.datetime | None = None  # set when this try sends create
         try:
             result: str = self.execute_resumable(context)
         except ClearSkyError as error:
@@ -433,7 +434,38 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         ti = context["ti"]
         ti.xcom_push(key="order_status", value=order.status)
         ti.xcom_push(key="order_summary", value=self._summary(order, url))
+        if self._estimated_at is not None:
+            self._check_charged_month(order, self._estimated_at)
         return order.guid
+
+    def _check_charged_month(self, order: TaskOrder, estimated_at: dt.datetime) -> None:
+        """After a create that this try sent: if the API created the order in a later month than the estimate
+        was made in (the create was delayed past 00:00 UTC on the 1st, e.g. by retried 429s), it was charged
+        at the new month's price; estimate again (free) and fail loudly, naming the order, above the budget.
+        The GUID is stored already, so a later try adopts the order instead of ordering again."""
+        created = order.created_date or utc_now()
+        if settings.same_month(estimated_at, created):
+            return
+        estimate = self.hook.estimate_order(self._request)
+        current, currency = estimate.current_month_total, estimate.currency or ""
+        self.log.warning(
+            "Order %s was created at %s, after the 00:00 UTC cut-off that followed the estimate (%s); at that "
+            "month's prices it costs %s %s this month.",
+            order.guid,
+            utc_iso(created),
+            utc_iso(estimated_at),
+            current,
+            currency,
+        )
+        if self._max_cost is None or (current is not None and current <= self._max_cost):
+            return
+        raise AirflowFailException(
+            f"{self.task_id}: order {order.guid} was created at {utc_iso(created)}, after the 00:00 UTC cut-off on "
+            f"the 1st that followed the estimate ({utc_iso(estimated_at)}), so it was charged at the new month's "
+            f"price: {current} {currency} this month, above max_cost {self._max_cost:.2f}. The order exists and "
+            "is paid; cancel it (ClearSkyCancelOrderOperator) if it is not wanted: in Review it is withdrawn and "
+            f"refunded. {self.hook.settings.order_url(order.guid)}"
+        )
 
     def submit_job(self, context: Context) -> JsonValue:
         """Adopt what an earlier try created, or estimate, check the budget, record, and create."""
@@ -448,6 +480,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             if found is not None:
                 return self._adopt(context, found, "an earlier try's order")
 
+        estimated_at = utc_now()
         estimate = self._estimate()
         existing = self._matching_orders()
         if record is not None:
@@ -469,6 +502,14 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         new_record = settings.AttemptRecord(self._fingerprint, first, known)
         if store is not None:
             store.set(self.attempt_key, new_record.to_json())
+
+        if not settings.same_month(estimated_at, utc_now()):
+            # The 00:00 UTC cut-off on the 1st passed since the estimate: the order would be priced (and
+            # charged) for the new month, so the budget is checked again on a fresh estimate.
+            self.log.warning("The month changed since the estimate (00:00 UTC on the 1st); estimating again.")
+            estimated_at = utc_now()
+            estimate = self._estimate()
+        self._estimated_at = estimated_at
 
         self.log.info(
             "Creating ClearSKY order (%s, %s)%s",
@@ -664,7 +705,9 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
         if after is None:
             after = self.hook.get_order(order.guid)
         result = settings.cancel_result(order.guid, plan, order, after)
-        self.log.info("Order %s is now %s (%s).", order.guid, after.status, plan.outcome)
+        if (result["outcome"], result["coverage_until"]) != (plan.outcome, plan.coverage_until):
+            self.log.warning("The cancel did not do what was planned (it landed later, or the order changed).")
+        self.log.info("Order %s is now %s (%s): %s", order.guid, after.status, result["outcome"], result["message"])
         return result
 
 
