@@ -16,6 +16,17 @@ def _mount(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
 
 
+def mount_tmpfs(where: Path, *, size: int, readonly: bool = False) -> bool:
+    """Mount a tmpfs of ``size`` bytes at ``where``; False if this machine does not allow it (not root)."""
+    where.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if readonly else "")
+    return _mount(["-t", "tmpfs", "-o", options, "tmpfs", str(where)]).returncode == 0
+
+
+def unmount(where: Path) -> None:
+    subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
+
+
 @contextlib.contextmanager
 def tmpfs(where: Path, *, size: int, readonly: bool = False) -> Iterator[Path]:
     """A tmpfs of ``size`` bytes at ``where`` (read-only if asked); skips the test if it cannot be mounted."""

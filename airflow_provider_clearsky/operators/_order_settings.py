@@ -485,6 +485,8 @@ def cancel_result(order_guid: str, plan: CancelPlan, before: TaskOrder, after: T
     outcome, message = plan.outcome, plan.message
     coverage_until = plan.coverage_until
     renewed_for = plan.renewal_already_happened_for
+    if plan.outcome == "renewal_already_stopped" and before.date_to is not None:
+        renewed_for = _renewed_month(before, before.date_to)  # an earlier try's cancel may have landed late
     if after is not None and plan.action != "none":
         outcome, actual, coverage_until, renewed_for = _cancel_outcome(order_guid, before, after)
         planned = (plan.outcome, plan.coverage_until, plan.renewal_already_happened_for)
@@ -509,6 +511,15 @@ def _month(day: dt.date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def _renewed_month(order: TaskOrder, end: dt.date) -> str | None:
+    """The month of ``end`` when it was paid by a renewal: later than the order's first paid month (the later
+    of its ``From`` month and its creation month, both charged when it was created)."""
+    first_paid = _month(order.date_from or end)
+    if order.created_date is not None:
+        first_paid = max(first_paid, _month(utc(order.created_date).date()))
+    return _month(end) if _month(end) > first_paid else None
+
+
 def _cancel_outcome(guid: str, before: TaskOrder, after: TaskOrder) -> tuple[str, str, str | None, str | None]:
     """(outcome, message, coverage_until, renewal_already_happened_for) from the order after the cancel."""
     status = after.status or "unknown"
@@ -523,11 +534,7 @@ def _cancel_outcome(guid: str, before: TaskOrder, after: TaskOrder) -> tuple[str
             None,
         )
     end = after.date_to
-    first_paid = max(
-        _month(after.date_from or end),
-        _month(utc(after.created_date).date()) if after.created_date else _month(after.date_from or end),
-    )
-    renewed = _month(end) if before.is_recurring and _month(end) > first_paid else None
+    renewed = _renewed_month(after, end) if before.is_recurring else None
     following = (end + dt.timedelta(days=1)).isoformat()[:7]
     if renewed:
         message = (

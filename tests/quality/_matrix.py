@@ -132,6 +132,12 @@ class Operation:
     #: trickle piece size: about half the faulted answer, so the client times out after the first piece
     #: and the server-side handler, trickling on into the closed connection, ends one piece later
     trickle_chunk: int = 256
+    #: what to undo after the scenario (a mounted file system)
+    teardown: Callable[[Run], None] | None = None
+    #: the scenario never reaches the faulted endpoint (the destination is refused before paying)
+    never_requests: bool = False
+    #: checks the reported result against the emulator's state; returns what does not match
+    audit: Callable[[Run, bool], list[str]] | None = None
 
 
 def _place_order(run: Run) -> str:
@@ -278,6 +284,139 @@ def _create_rerun(run: Run, try_number: int) -> Any:
     return _create(run, try_number)
 
 
+# ------------------------------------------------------------------------ destinations that cannot take the file
+
+
+def _mount_destination(run: Run, *, readonly: bool) -> None:
+    """A real read-only or full tmpfs as the destination (root only, as in CI); skipped otherwise."""
+    from tests._filesystems import fill, mount_tmpfs
+
+    _setup_completed_order(run)
+    mount = run.workdir.parent / f"{run.workdir.name}-mnt"
+    if not mount_tmpfs(mount, size=256 << 10, readonly=readonly):
+        raise Unsupported("mounting a tmpfs needs root")
+    run.state["mount"] = mount
+    if not readonly:
+        (mount / "imagery").mkdir()
+        fill(mount)
+    run.workdir = mount / "imagery"
+
+
+def _unmount(run: Run) -> None:
+    from tests._filesystems import unmount
+
+    if "mount" in run.state:
+        unmount(run.state["mount"])
+
+
+class Unsupported(Exception):
+    """The scenario cannot run on this machine (e.g. no root to mount a file system)."""
+
+
+# ------------------------------------------------------------------------ midnight
+
+
+BEFORE_MIDNIGHT = dt.datetime(2026, 6, 30, 23, 59, 59, tzinfo=UTC)
+#: emulated seconds one extra 429 holds the create/cancel up: it lands after 00:00 UTC on the 1st
+MIDNIGHT_DELAY = 5.0
+
+
+def _delay_past_midnight(run: Run, path: str, method: str) -> None:
+    """An extra 429, armed before the scenario's fault, that moves the frozen clock past the cut-off."""
+    run.handle.control.add_fault("429", path=path, method=method, times=1, retry_after=0.01, advance=MIDNIGHT_DELAY)
+
+
+def _follow_emulator_clock(run: Run) -> None:
+    from airflow_provider_clearsky.operators import orders
+
+    run.state["utc_now"] = orders.utc_now
+    orders.utc_now = run.handle.control.now
+
+
+def _restore_clock(run: Run) -> None:
+    from airflow_provider_clearsky.operators import orders
+
+    if "utc_now" in run.state:
+        orders.utc_now = run.state.pop("utc_now")
+
+
+def _midnight_settings() -> dict[str, Any]:
+    return {**_order_settings(), "date_from": "2026-06-01"}
+
+
+def _setup_create_midnight(run: Run) -> None:
+    from airflow_provider_clearsky.operators.orders import ClearSkyEstimateOrderOperator
+
+    control = run.handle.control
+    control.set_speed(0)
+    control.set_time(BEFORE_MIDNIGHT)
+    _follow_emulator_clock(run)
+    june = ClearSkyEstimateOrderOperator(task_id="estimate", **_midnight_settings()).execute(context())
+    run.state["budget"] = float(june["current_month_cost"]) * 1.5  # June fits, June and July do not
+    _delay_past_midnight(run, "/api/tasking/orders", "POST")
+
+
+def _create_midnight(run: Run, try_number: int) -> Any:
+    from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator
+
+    op = ClearSkyCreateOrderOperator(
+        task_id="create", max_cost=run.state["budget"], outcome_timeout=0.5, **_midnight_settings()
+    )
+    op.lookup_interval = 0.1
+    return op.execute(context(FakeTI(try_number), run.store, run_start=BEFORE_MIDNIGHT))
+
+
+def _audit_create_midnight(run: Run, succeeded: bool) -> list[str]:
+    """A success must not hide an order charged above the budget."""
+    if not succeeded:
+        return []
+    return [
+        f"reported success, but order {order['TaskOrderGuid']} was charged {order['ChargedEur']:.2f} above "
+        f"max_cost {run.state['budget']:.2f}"
+        for order in run.handle.control.orders()
+        if order["ChargedEur"] > run.state["budget"] + 1e-6
+    ]
+
+
+def _setup_cancel_midnight(run: Run) -> None:
+    from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator
+
+    control = run.handle.control
+    control.set_speed(0)
+    control.set_time(START)
+    _follow_emulator_clock(run)
+    run.state["order_guid"] = ClearSkyCreateOrderOperator(
+        task_id="create", max_cost=None, **_midnight_settings()
+    ).execute(context())
+    control.set_time(BEFORE_MIDNIGHT)
+    _delay_past_midnight(run, "/api/tasking/orders/cancel", "DELETE")
+
+
+def _cancel_midnight(run: Run, try_number: int) -> Any:
+    from airflow_provider_clearsky.operators.orders import ClearSkyCancelOrderOperator
+
+    result = ClearSkyCancelOrderOperator(task_id="cancel", order_guid=run.state["order_guid"]).execute(context())
+    run.state["result"] = result
+    return result
+
+
+def _audit_cancel_midnight(run: Run, succeeded: bool) -> list[str]:
+    """The reported coverage and renewal equal the emulator's order and charges."""
+    if not succeeded:
+        return []
+    control = run.handle.control
+    guid = run.state["order_guid"]
+    order = control.order(guid)
+    renewed = sorted(c["at"][:7] for c in control.charges() if c["kind"] == "renewal" and c["order"] == guid)
+    result = run.state["result"]
+    wrong = []
+    if result["coverage_until"] != order["To"]:
+        wrong.append(f"reported coverage until {result['coverage_until']}, the order's To is {order['To']}")
+    if result["renewal_already_happened_for"] != (renewed[-1] if renewed else None):
+        wrong.append(f"reported renewal {result['renewal_already_happened_for']}, charged renewals {renewed}")
+    return wrong
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("estimate", "/api/tasking/orders/estimate", "POST", _freeze, _estimate, trickle_chunk=600),
     Operation(
@@ -314,7 +453,47 @@ OPERATIONS: tuple[Operation, ...] = (
         rerun=_download_rerun,
         trickle_chunk=65536,
     ),
+    Operation(
+        "download:read-only",
+        "/api/satelliteimages/process/composite",
+        "POST",
+        lambda run: _mount_destination(run, readonly=True),
+        _download,
+        teardown=_unmount,
+        never_requests=True,
+    ),
+    Operation(
+        "download:disk-full",
+        "/api/satelliteimages/process/composite",
+        "POST",
+        lambda run: _mount_destination(run, readonly=False),
+        _download,
+        teardown=_unmount,
+        never_requests=True,
+    ),
+    Operation(
+        "create:midnight",
+        "/api/tasking/orders",
+        "POST",
+        _setup_create_midnight,
+        _create_midnight,
+        orders_made=1,
+        teardown=_restore_clock,
+        audit=_audit_create_midnight,
+        trickle_chunk=500,
+    ),
+    Operation(
+        "cancel:midnight",
+        "/api/tasking/orders/cancel",
+        "DELETE",
+        _setup_cancel_midnight,
+        _cancel_midnight,
+        teardown=_restore_clock,
+        audit=_audit_cancel_midnight,
+        trickle_chunk=500,
+    ),
 )
+DOWNLOADS = ("download", "download:read-only", "download:disk-full")
 
 
 # --------------------------------------------------------------------------------------------- outcomes
@@ -342,6 +521,8 @@ _CAUSE_WORDS = (
     "outcome is unknown",
     "protocol",
     "/api/",
+    "cannot be written",
+    "max_cost",
 )
 
 
@@ -384,6 +565,8 @@ class Result:
     download_charges: int = 0
     repeated_paid_downloads: int = 0
     partial_files: int = 0
+    misreported: int = 0
+    skipped: str = ""
     error: str = ""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -394,7 +577,12 @@ class Result:
 
     @property
     def invariants_ok(self) -> bool:
-        return self.duplicate_orders == 0 and self.repeated_paid_downloads == 0 and self.partial_files == 0
+        return (
+            self.duplicate_orders == 0
+            and self.repeated_paid_downloads == 0
+            and self.partial_files == 0
+            and self.misreported == 0
+        )
 
 
 # --------------------------------------------------------------------------------------------- running
@@ -459,14 +647,28 @@ def partial_files(folder: Path, reference: tuple[int, str]) -> tuple[int, list[s
 
 def run_scenario(handle: Any, operation: Operation, fault: Fault, intensity: str, workdir: Path) -> Result:
     """One operation against one fault, from a fresh emulator state; the invariants are checked after."""
-    reference = clean_download(handle, workdir) if operation.name == "download" else None
+    reference = clean_download(handle, workdir) if operation.name in DOWNLOADS else None
     control = handle.control
     wait_idle(handle)
     control.reset()
     run = Run(handle, workdir / f"{operation.name.replace(':', '-')}-{fault.name}-{intensity}")
     result = Result(operation.name, fault.name, intensity)
-    operation.setup(run)
-    wait_idle(handle)
+    try:
+        operation.setup(run)
+        wait_idle(handle)
+        return _run(run, operation, fault, intensity, result, reference)
+    except Unsupported as why:
+        result.skipped = str(why)
+        return result
+    finally:
+        if operation.teardown is not None:
+            operation.teardown(run)
+
+
+def _run(
+    run: Run, operation: Operation, fault: Fault, intensity: str, result: Result, reference: tuple[int, str] | None
+) -> Result:
+    handle, control = run.handle, run.handle.control
 
     armed: list[dict[str, Any]] = []
 
@@ -540,6 +742,10 @@ def run_scenario(handle: Any, operation: Operation, fault: Fault, intensity: str
         result.notes.extend(details)
         if succeeded and not any(p.name.endswith(".tif") for p in run.workdir.iterdir()):
             result.notes.append("succeeded but no file at the final name")
+    if operation.audit is not None:
+        wrong = operation.audit(run, succeeded)
+        result.misreported = len(wrong)
+        result.notes.extend(wrong)
     return result
 
 
@@ -562,6 +768,8 @@ def scenario_id(operation: Operation, fault: Fault, intensity: str) -> str:
 
 
 def _cell(result: Result) -> str:
+    if result.skipped:
+        return "skipped"
     mark = "" if result.invariants_ok else "!"
     return f"{result.outcome}{mark} {result.tries}t/{result.requests}r"
 
@@ -600,6 +808,11 @@ def totals(results: list[Result]) -> dict[str, int]:
         "duplicate orders": sum(r.duplicate_orders for r in results),
         "paid downloads repeated": sum(r.repeated_paid_downloads for r in results),
         "partial files": sum(r.partial_files for r in results),
+        "misreported results": sum(r.misreported for r in results),
+        "download charges with an unusable destination": sum(
+            r.download_charges for r in results if r.operation in ("download:read-only", "download:disk-full")
+        ),
+        "skipped (needs root)": sum(bool(r.skipped) for r in results),
     }
 
 

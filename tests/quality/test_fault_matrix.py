@@ -54,17 +54,39 @@ def run(emu: EmulatorHandle, scenario_id: str, tmp_path: Path) -> matrix.Result:
     return matrix.run_scenario(emu, operation, fault, intensity, tmp_path)
 
 
+#: Rows whose destination cannot take the file: refused before paying, whatever the API would have done.
+UNUSABLE_DESTINATIONS = {"download:read-only", "download:disk-full"}
+#: Rows around 00:00 UTC on the 1st: what is reported must equal the emulator's state and charges.
+MIDNIGHT = {"create:midnight", "cancel:midnight"}
+
+
 @pytest.mark.parametrize("scenario_id", list(BY_ID))
 def test_scenario(emu: EmulatorHandle, scenario_id: str, tmp_path: Path) -> None:
     result = run(emu, scenario_id, tmp_path)
+    if result.skipped:
+        pytest.skip(result.skipped)
     detail = f"{result.key}: {result.outcome} after {result.tries} tries; {result.error} {result.notes}"
 
-    assert result.fired >= 1, f"the fault never fired: {detail}"
     assert result.duplicate_orders == 0, detail
     assert result.repeated_paid_downloads == 0, detail
     assert result.partial_files == 0, detail
+    assert result.misreported == 0, detail
     assert not result.notes, detail
     assert result.outcome != matrix.FAILED_UNCLEAR, detail
+    if result.operation in UNUSABLE_DESTINATIONS:
+        # Refused in the first try, without retry, before any paid request: the fault never had a chance.
+        assert (result.outcome, result.tries, result.fired, result.download_charges) == (matrix.FAILED_CLEAR, 1, 0, 0)
+        assert "destination:" in result.error and "Nothing was downloaded or paid" in result.error, detail
+        return
+    assert result.fired >= 1, f"the fault never fired: {detail}"
+    if result.operation == "create:midnight":
+        # Always delayed past the cut-off: charged for two months, above the budget set for one. It never
+        # reports success; when an order was made, the error names it.
+        assert result.outcome == matrix.FAILED_CLEAR, detail
+        assert result.new_orders == 0 or "was created at 2026-07-01" in result.error, detail
+        return
+    if result.operation in MIDNIGHT:
+        return  # the audit above compared the result with the emulator's order and charges
 
     key = (result.operation, result.fault)
     if result.intensity == "once":
