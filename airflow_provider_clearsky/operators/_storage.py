@@ -520,8 +520,14 @@ class AtomicWriter:
         self._committed = False
 
     def __enter__(self) -> AtomicWriter:
-        with _unwritable_as_destination_error():
+        try:
             self._sink = _open_sink(self.final)
+        except FileNotFoundError as error:  # no such bucket, or a folder that cannot be created
+            raise DestinationError(f"{type(error).__name__}: {error}") from error
+        except OSError as error:
+            if unwritable(error):
+                raise DestinationError(f"{type(error).__name__}: {error}") from error
+            raise
         return self
 
     @property
