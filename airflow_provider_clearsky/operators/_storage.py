@@ -1,10 +1,13 @@
 """Where downloads land: destinations through Airflow's ``ObjectStoragePath``, written atomically.
 
-A file is streamed to a temporary name next to its final name (``.<name>.<random>.part``) and moved to the
-final name only once every byte has arrived. On a local disk the move is an atomic ``rename``. Object
-stores (s3, gcs, azure, ``memory://``) have no atomic rename: fsspec's ``mv`` copies the finished object
-to the final key and deletes the temporary one, so a reader never sees a partial object at the final key
-(it may, for a moment, see both). Anything that goes wrong before the move removes the temporary file.
+The writer is opened **before** the paid request, so a destination that cannot be written fails before
+anything is paid (:class:`DestinationError`). On a local disk the bytes stream to a locked temporary file
+next to the final name (``.<name>.<random>.part``), renamed into place once every byte has arrived. On S3
+they go into a multipart upload of the final key, completed only then (aborted otherwise): the object
+appears whole, at once. Other object stores (gcs, azure, ``memory://``) have no atomic rename: fsspec's
+``mv`` copies the finished temporary object to the final key and deletes it. Anything that goes wrong
+before the commit removes what was written; what killed writers left is removed by a later run of the same
+download (:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
