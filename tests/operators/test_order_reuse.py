@@ -196,3 +196,14 @@ def test_if_exists_is_checked_before_any_request() -> None:
     op = create("create", "2025-06-01", if_exists="replace")
     with pytest.raises(AirflowFailException, match=r"if_exists must be 'create'.*or 'reuse'"):
         op.execute(context(FakeTI(), DictStore()))
+
+
+def test_the_tile_download_takes_minitile_guid_and_the_old_name_for_one_release() -> None:
+    from airflow_provider_clearsky.operators.download import ClearSkyDownloadTileOperator
+
+    guid = "0194d140-faa6-7b7a-a382-2d40abff0f9a"
+    new = ClearSkyDownloadTileOperator(task_id="tiles", minitile_guid=[guid], date="2025-06-01", destination="/x")
+    assert new.minitile_guid == [guid] and "minitile_guid" in new.template_fields
+    with pytest.warns(DeprecationWarning, match="mini_tile_guid= is deprecated .* use minitile_guid= instead"):
+        old = ClearSkyDownloadTileOperator(task_id="tiles", mini_tile_guid=[guid], date="2025-06-01", destination="/x")
+    assert old.minitile_guid == [guid]
