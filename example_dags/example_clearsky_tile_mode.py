@@ -149,7 +149,7 @@ with DAG(
     ClearSkyDownloadTileOperator.partial(
         task_id="download_tiles",
         tile_guid=cells["tile_guids"],
-        mini_tile_guid=cells["minitile_guids"],
+        minitile_guid=cells["minitile_guids"],
         model=MODEL,
         satellite_constellations=CONSTELLATIONS,
         bands=BANDS,

@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         type=json.loads,
         default={},
         metavar="JSON",
-        help="DAG params of the run, e.g. '{\"max_cost_eur\": 0.5}' to see the budget gate refuse",
+        help="DAG params of the run, e.g. '{\"max_cost_eur\": 0.5}' to see the create operator refuse above budget",
     )
     parser.add_argument("--paused", action="store_true", help="--standalone: leave every example paused")
     parser.add_argument(

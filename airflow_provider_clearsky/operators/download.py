@@ -38,6 +38,7 @@ from airflow_provider_clearsky.exceptions import (
 from airflow_provider_clearsky.operators import _download_metadata as meta
 from airflow_provider_clearsky.operators import _download_transfer as transfer
 from airflow_provider_clearsky.operators import _storage as storage
+from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -62,7 +63,7 @@ _FIELD_ARGUMENTS = {
     "level": "level",
     "harmonize": "harmonize",
     "tile_guid": "tile_guid",
-    "mini_tile_guid": "mini_tile_guid",
+    "mini_tile_guid": "minitile_guid",
 }
 # Keyed by the field's casing-free spelling: errors name fields by their PascalCase aliases.
 _ARGUMENT_NAMES = {field.replace("_", ""): argument for field, argument in _FIELD_ARGUMENTS.items()}
@@ -805,27 +806,31 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
     composite download: streamed, atomic, never twice, sidecar and STAC beside each file.
 
     :param tile_guid: one tile GUID or a list of them. Templated.
-    :param mini_tile_guid: one minitile GUID or a list of them. Templated.
+    :param minitile_guid: one minitile GUID or a list of them. Templated. (``mini_tile_guid`` is its
+        deprecated name, for one release.)
 
-    Give ``tile_guid``, ``mini_tile_guid`` or both. Every other argument is as for
+    Give ``tile_guid``, ``minitile_guid`` or both. Every other argument is as for
     :class:`ClearSkyDownloadCompositeOperator` (except the area, the estimate and ``max_processing_units``:
     the API has no estimate for tiles). Returns one URI for one GUID given as a string, else a list of URIs
     in the order given (tiles first, then minitiles).
     """
 
     _kind_label = "tile"
-    template_fields: Sequence[str] = ("tile_guid", "mini_tile_guid", *_ClearSkyDownloadOperator.template_fields)
+    template_fields: Sequence[str] = ("tile_guid", "minitile_guid", *_ClearSkyDownloadOperator.template_fields)
 
     def __init__(
         self,
         *,
         tile_guid: str | Sequence[str] | None = None,
+        minitile_guid: str | Sequence[str] | None = None,
         mini_tile_guid: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.tile_guid = tile_guid
-        self.mini_tile_guid = mini_tile_guid
+        self.minitile_guid = renamed_argument(
+            self.task_id, "mini_tile_guid", "minitile_guid", mini_tile_guid, minitile_guid
+        )
 
     @staticmethod
     def _guids(value: str | Sequence[str] | None, argument: str = "tile_guid") -> list[str]:
@@ -841,19 +846,19 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
         return [str(item) for item in value]
 
     def _returns_list(self) -> bool:
-        given = [v for v in (self.tile_guid, self.mini_tile_guid) if v]
+        given = [v for v in (self.tile_guid, self.minitile_guid) if v]
         return not (len(given) == 1 and isinstance(given[0], str) and "," not in given[0])
 
     def _targets(self) -> list[_Target]:
         from airflow_provider_clearsky.models import GridImageryRequest
 
         wanted = [("tile", g) for g in self._guids(self.tile_guid, "tile_guid")]
-        wanted += [("minitile", g) for g in self._guids(self.mini_tile_guid, "mini_tile_guid")]
+        wanted += [("minitile", g) for g in self._guids(self.minitile_guid, "minitile_guid")]
         if not wanted:
-            raise AirflowFailException("tile_guid / mini_tile_guid: give at least one tile or minitile GUID")
+            raise AirflowFailException("tile_guid / minitile_guid: give at least one tile or minitile GUID")
         targets = []
         for kind, guid in wanted:
-            argument = "tile_guid" if kind == "tile" else "mini_tile_guid"
+            argument = "tile_guid" if kind == "tile" else "minitile_guid"
             try:
                 request = GridImageryRequest(**{argument: guid}, **self._settings_kwargs())
             except InvalidRequestError as error:

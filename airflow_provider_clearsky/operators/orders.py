@@ -39,6 +39,7 @@ from airflow_provider_clearsky.exceptions import (
 )
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.operators import _order_settings as settings
+from airflow_provider_clearsky.utils import order_reuse
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -286,7 +287,18 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
     or when no candidate image date comes back and ``expect_image_dates`` is true.
 
     Then it creates the order, stores the dashboard link (extra link "ClearSKY order") at once, logs its URL,
-    returns the GUID and pushes ``order_status`` and ``order_summary`` as extra XCom.
+    returns the GUID and pushes ``status_at_creation`` (the order's status when this task placed, adopted or
+    reused it; ``order_status`` is its old name, kept for one release) and ``order_summary`` as extra XCom.
+
+    **Reuse** (``if_exists="reuse"``, for DAGs that run every month or week): before anything else it lists
+    the account's orders and returns the GUID of one that already covers the request (same area, matched by
+    overlap, not coordinates; same model, constellations and cadence; not failed or cancelled; a recurring
+    order that still renews and started on or before ``date_from``, or a historical order whose period
+    contains the request's). It spends nothing, estimates nothing, logs which order and why, and the extra
+    link points at it. Several: the oldest is reused and the others are named in the log. A recurring request
+    that finds a renewing order starting later (a run for an older month) orders just the months before it,
+    as a historical order. None: estimate, budget and create exactly as with ``"create"``. A reused order is
+    not checked against ``max_cost``: it costs nothing now (its renewals were agreed when it was placed).
 
     **Never twice.** Before sending create, it records the order's fingerprint (a hash of the whole create
     body), the time, and which identical orders already exist, in the task instance's state store (Airflow
@@ -309,6 +321,8 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         (the default) means ``max_cost``; a rendered ``"None"`` or ``""`` fails like ``max_cost``.
     :param expect_image_dates: refuse when the estimate lists no candidate image date (default true).
     :param tile_deduplication: for tile/minitile orders: do not order cells already ordered before.
+    :param if_exists: ``"create"`` (default: always order, never twice per task instance) or ``"reuse"``
+        (reuse an order on the account that already covers the request; see above).
     :param outcome_timeout: seconds to look for an order whose create answer was lost (default 120).
     :param clock_skew: tolerance between this worker's clock and the API's, for the lookup without a state
         store (default 10 minutes).
@@ -323,6 +337,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         "max_cost",
         "max_next_month_cost",
         "expect_image_dates",
+        "if_exists",
     )
     operator_extra_links = (ClearSkyOrderLink(),)
     ui_color = "#9ecbf5"
@@ -338,6 +353,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         max_next_month_cost: float | str | None = None,
         expect_image_dates: bool | str = True,
         tile_deduplication: bool | str = False,
+        if_exists: str = "create",
         outcome_timeout: float = 120.0,
         clock_skew: dt.timedelta = dt.timedelta(minutes=10),
         **kwargs: Any,
@@ -352,6 +368,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         self.max_next_month_cost = max_next_month_cost
         self.expect_image_dates = expect_image_dates
         self.tile_deduplication = tile_deduplication
+        self.if_exists = if_exists
         self.outcome_timeout = outcome_timeout
         self.clock_skew = clock_skew
 
@@ -369,11 +386,20 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             )
             self._expect_dates = settings.as_bool("expect_image_dates", self.expect_image_dates)
             self._dedup = settings.as_bool("tile_deduplication", self.tile_deduplication)
+            reuse = order_reuse.if_exists_choice(self.if_exists) == "reuse"
             self._payload = create_order_payload(self._request, self._dedup)
         except InvalidRequestError as error:
             raise _invalid(self.task_id, error) from None
         except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: {error}") from None
+        self._reused = False
+        if reuse:
+            plan = self._plan_reuse()
+            if plan.order is not None:
+                return self._reuse(context, plan)
+            if plan.request is not self._request:
+                self._request = plan.request
+                self._payload = create_order_payload(self._request, self._dedup)
         self._fingerprint = settings.order_fingerprint(self._payload)
         self._estimate_summary: dict[str, Any] | None = None
         self._order: TaskOrder | None = None
@@ -431,9 +457,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         if self._adopted:
             self.log.info("Adopted ClearSKY order %s (%s) created by an earlier try: %s", order.guid, order.status, url)
         ClearSkyOrderLink.persist(context, url)
-        ti = context["ti"]
-        ti.xcom_push(key="order_status", value=order.status)
-        ti.xcom_push(key="order_summary", value=self._summary(order, url))
+        self._push_order_xcoms(context, order, url)
         if self._estimated_at is not None:
             self._check_charged_month(order, self._estimated_at)
         return order.guid
@@ -535,7 +559,55 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         self.log.info("Created ClearSKY order %s (%s): %s", order.guid, order.status, url)
         return order.guid
 
+    # ------------------------------------------------------------------ if_exists="reuse"
+
+    def _plan_reuse(self) -> order_reuse.ReusePlan:
+        try:
+            orders = self.hook.list_orders()
+        except ClearSkyError as error:
+            raise _fail_fast(error) from error
+        plan = order_reuse.plan_reuse(orders, self._request, same_reference_date=bool(self.reference_date))
+        if plan.renewing_from is not None and plan.order is None:
+            self.log.info(
+                "Recurring order %s renews only from %s: ordering just %s .. %s, as a historical order.",
+                plan.renewing_from.guid,
+                plan.renewing_from.date_from,
+                plan.request.date_from,
+                plan.request.date_to,
+            )
+        elif plan.order is None:
+            self.log.info("No order on the account covers this request: estimating and ordering.")
+        return plan
+
+    def _reuse(self, context: Context, plan: order_reuse.ReusePlan) -> str:
+        """Return the covering order's GUID: nothing is estimated, ordered or spent."""
+        order = plan.order
+        assert order is not None
+        self._order, self._reused, self._adopted = order, True, False
+        self._fingerprint, self._estimate_summary = settings.order_fingerprint(self._payload), None
+        url = self.hook.settings.order_url(order.guid)
+        ClearSkyOrderLink.persist(context, url)
+        self.log.info(
+            "Reusing ClearSKY order %s (%s), nothing ordered: %s. %s", order.guid, order.status, plan.reason, url
+        )
+        if plan.also_matching:
+            self.log.info(
+                "Also covering, not reused (the oldest is): %s",
+                ", ".join(f"{other.guid} (created {other.created_date})" for other in plan.also_matching),
+            )
+        self._push_order_xcoms(context, order, url)
+        return order.guid
+
     # ------------------------------------------------------------------ helpers
+
+    def _push_order_xcoms(self, context: Context, order: TaskOrder, url: str) -> None:
+        """``status_at_creation`` (what the order's status was when this task placed, adopted or reused it: the
+        order moves on, the sensor tells its current status) and ``order_summary``. ``order_status`` is the
+        same value under its old name, kept for one release."""
+        ti = context["ti"]
+        ti.xcom_push(key="status_at_creation", value=order.status)
+        ti.xcom_push(key="order_status", value=order.status)
+        ti.xcom_push(key="order_summary", value=self._summary(order, url))
 
     def _estimate(self) -> OrderEstimate:
         estimate = self.hook.estimate_order(self._request)
@@ -637,6 +709,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             "status": order.status,
             "url": url,
             "adopted": self._adopted,
+            "reused": getattr(self, "_reused", False),
             "fingerprint": self._fingerprint,
             "recurring": self._request.is_recurring,
             "model": self._request.model,

@@ -21,6 +21,7 @@ from airflow_provider_clearsky.triggers.availability import (
     check_once,
     parse_day,
 )
+from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 #: The model's field (casing-free) -> this sensor's argument, so errors name what the DAG author wrote.
 _ARGUMENTS = {
-    "wkt": "aoi",
+    "wkt": "wkt",
     "date": "dates",
     "model": "model",
     "satelliteconstellations": "satellite_constellations",
@@ -76,18 +77,20 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
 
     Poke, reschedule or deferrable (default ``[operators] default_deferrable``).
 
-    :param aoi: the area (templated): WKT, GeoJSON (dict or text; geometry, Feature or FeatureCollection),
-        or a path to a ``.wkt``/``.geojson``/``.json`` file (read through ``template_ext``). ``wkt=`` or
-        ``geojson=`` may be used instead, as in the download operators.
+    :param wkt: the area as WKT, or a ``.wkt`` file path (read through ``template_ext``); templated.
+    :param geojson: the area as GeoJSON (dict or text; geometry, Feature or FeatureCollection), or a
+        ``.geojson``/``.json`` file path; templated. Give exactly one of ``wkt`` and ``geojson`` (``aoi=`` is
+        the deprecated spelling of either, for one release).
     :param dates: dates to wait for (templated): a list, JSON text, or comma-separated ``YYYY-MM-DD``.
     :param date_from: first day of the window (templated), e.g. ``{{ data_interval_start | ds }}``.
     :param date_to: last day of the window, inclusive (templated).
     :param ready_when: ``"all"`` (default) or ``"any"``.
     :param model: model as in the download (default ``Stratus2``).
     :param satellite_constellations: constellations as in the download.
-    :param epsg: EPSG as in the download (default 47000, automatic UTM); alias ``epsg_projection``.
-    :param bands: bands as in the download (default ``all``); alias ``bandnames``.
-    :param utm_mode: UTM mode as in the download (default ``combined_utm``); alias ``utm_data_selection_mode``.
+    :param epsg: EPSG as in the download (default 47000, automatic UTM); ``epsg_projection`` is deprecated.
+    :param bands: bands as in the download (default ``all``); ``bandnames`` is deprecated.
+    :param utm_mode: UTM mode as in the download (default ``combined_utm``); ``utm_data_selection_mode`` is
+        deprecated.
     :param allow_partial: accept partially available imagery (as ``AllowPartialImage`` in the download).
     :param clearsky_conn_id: the ClearSKY connection.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
@@ -96,7 +99,6 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     """
 
     template_fields: Sequence[str] = (
-        "aoi",
         "wkt",
         "geojson",
         "dates",
@@ -132,15 +134,21 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
-        if sum(value is not None for value in (aoi, wkt, geojson)) != 1:
-            raise ValueError("give the area as exactly one of aoi, wkt or geojson")
+        if aoi is not None:
+            if wkt is not None or geojson is not None:
+                raise ValueError("give the area as exactly one of wkt or geojson (aoi is their deprecated name)")
+            if not isinstance(aoi, str) or aoi.strip().startswith("{") or aoi.endswith((".geojson", ".json")):
+                geojson = renamed_argument(self.task_id, "aoi", "geojson", aoi, None)
+            else:
+                wkt = renamed_argument(self.task_id, "aoi", "wkt", aoi, None)
+        if (wkt is None) == (geojson is None):
+            raise ValueError("give the area as exactly one of wkt or geojson")
         if ready_when not in (ALL, ANY):
             raise ValueError(f"ready_when must be 'all' or 'any', got {ready_when!r}")
         if dates is not None and (date_from is not None or date_to is not None):
             raise ValueError("give either dates, or a window date_from/date_to, not both")
         if dates is None and (date_from is None or date_to is None):
             raise ValueError("give dates, or both date_from and date_to (e.g. the DAG run's month)")
-        self.aoi = aoi
         self.wkt = wkt
         self.geojson = geojson
         self.dates = dates
@@ -149,10 +157,12 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         self.ready_when = ready_when
         self.model = model
         self.satellite_constellations = satellite_constellations
-        # The API's names (bandnames, epsg_projection, utm_data_selection_mode) are accepted too.
-        self.epsg = epsg_projection if epsg_projection is not None else epsg
-        self.bands = bandnames if bandnames is not None else bands
-        self.utm_mode = utm_data_selection_mode if utm_data_selection_mode is not None else utm_mode
+        # The API's names, accepted for one release (one name per concept across operators and sensors).
+        self.epsg = renamed_argument(self.task_id, "epsg_projection", "epsg", epsg_projection, epsg)
+        self.bands = renamed_argument(self.task_id, "bandnames", "bands", bandnames, bands)
+        self.utm_mode = renamed_argument(
+            self.task_id, "utm_data_selection_mode", "utm_mode", utm_data_selection_mode, utm_mode
+        )
         self.allow_partial = allow_partial
         self._tracker: AvailabilityTracker | None = None
 
@@ -163,14 +173,15 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         from airflow_provider_clearsky.models import ImageryRequest
         from airflow_provider_clearsky.models.geometry import imagery_wkt
 
+        argument = "wkt" if self.wkt is not None else "geojson"
         try:
-            aoi: Any = next(value for value in (self.aoi, self.wkt, self.geojson) if value is not None)
+            aoi: Any = self.wkt if self.wkt is not None else self.geojson
             if isinstance(aoi, str) and aoi.strip().startswith("{"):
                 aoi = json.loads(aoi)
             wkt = imagery_wkt(aoi)
         except (ValueError, TypeError) as error:
             raise AirflowFailException(
-                f"aoi {str(error).removeprefix('aoi ')}: pass WKT, GeoJSON, or a .wkt/.geojson file path"
+                f"{argument} {str(error).removeprefix('aoi ')}: pass WKT, GeoJSON, or a .wkt/.geojson file path"
             ) from None
         try:
             raw_dates = as_list(self.dates)

@@ -48,13 +48,13 @@ def test_demo_runs_the_monthly_example_and_prints_the_summary(tmp_path: Path) ->
 
 
 def test_demo_exits_1_when_the_run_fails(tmp_path: Path) -> None:
-    # A budget below the estimate: the budget gate fails the run at once (no retries), nothing is ordered.
+    # A budget below the estimate: the create operator fails the run at once (no retries), nothing is ordered.
     result = run_demo(tmp_path, "--conf", '{"max_cost_eur": 0.5}')
 
     assert result.returncode == 1, result.stdout[-2000:]
     assert "DAG run FAILED" in result.stdout
     assert "The demo did not complete; the full output is in" in result.stderr
-    assert "Not ordering: this month's cost" in (tmp_path / "demo.log").read_text()
+    assert "order refused, nothing was ordered: this month's cost" in (tmp_path / "demo.log").read_text()
     assert not list(tmp_path.glob("imagery/*/*.tif"))
 
 

@@ -1,5 +1,6 @@
 """The monthly monitoring example, end to end through ``dag.test()`` against the emulator: the first month
-orders (once), the next month reuses the recurring order, and each month's composites land on disk."""
+orders (once), the next month reuses the recurring order (``if_exists="reuse"``), each month's composites land
+on disk, and a manual run without a logical date covers the month before ``run_after``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from airflow_provider_clearsky._compat import airflow_version
 
 from .conftest import rendered_map_indexes, task_states, utc, xcoms
 
@@ -41,12 +44,13 @@ def test_orders_once_then_reuses_the_recurring_order_next_month(example: Any, em
 
     states = task_states(june_run)
     assert june_run.state == "success", states
-    assert states["reuse_order"] == ["skipped"] and states["create_order"] == ["success"]
+    assert states["create_order"] == ["success"]
     assert control.order_count() == 1
     order = control.orders()[0]
     assert order["To"] is None and order["From"] == "2025-05-01" and order["ImageFrequency"] == 7
     guid = order["TaskOrderGuid"]
-    assert xcoms(DAG_ID, june_run.run_id, "order_guid") == [guid]
+    assert xcoms(DAG_ID, june_run.run_id, "create_order") == [guid]
+    assert xcoms(DAG_ID, june_run.run_id, "create_order", "order_summary")[0]["reused"] is False
     assert xcoms(DAG_ID, june_run.run_id, "wait_for_images") == [MAY]
     assert rendered_map_indexes(june_run, "download") == MAY  # the map index shows the date
     files = sorted((tmp_path / "2025-05").glob("*.tif"))
@@ -64,12 +68,16 @@ def test_orders_once_then_reuses_the_recurring_order_next_month(example: Any, em
 
     states = task_states(july_run)
     assert july_run.state == "success", states
-    assert states["reuse_order"] == ["success"]
-    assert states["estimate_order"] == states["budget_gate"] == states["create_order"] == ["skipped"]
+    assert states["create_order"] == ["success"]
     assert control.order_count() == 1
     assert control.request_count("/api/tasking/orders", method="POST") == 1
+    assert control.request_count("/api/tasking/orders/estimate", method="POST") == 1  # the reuse estimates nothing
     assert [c["kind"] for c in control.charges() if c["kind"] != "download"] == ["order", "renewal"]
-    assert xcoms(DAG_ID, july_run.run_id, "order_guid") == [guid]
+    assert xcoms(DAG_ID, july_run.run_id, "create_order") == [guid]
+    assert xcoms(DAG_ID, july_run.run_id, "create_order", "order_summary")[0]["reused"] is True
+    assert xcoms(DAG_ID, july_run.run_id, "create_order", "_link_ClearSkyOrderLink") == [
+        xcoms(DAG_ID, june_run.run_id, "create_order", "_link_ClearSkyOrderLink")[0]
+    ]
     assert rendered_map_indexes(july_run, "download") == JUNE
     assert len(list((tmp_path / "2025-06").glob("*.tif"))) == len(JUNE)
     assert control.download_count() == len(MAY) + len(JUNE)
@@ -83,22 +91,26 @@ def test_over_budget_fails_before_ordering(example: Any, emulator: Any, tmp_path
 
     states = task_states(run)
     assert run.state == "failed"
-    assert states["budget_gate"] == ["failed"] and states["create_order"] == ["upstream_failed"]
+    assert states["create_order"] == ["failed"] and states["wait_for_order"] == ["upstream_failed"]
     assert emulator.control.order_count() == 0
     assert emulator.control.request_count("/api/tasking/orders", method="POST") == 0
 
 
-def test_month_window_without_data_interval_uses_the_month_before_run_after(example: Any) -> None:
-    import datetime as dt
-
+@pytest.mark.skipif(not airflow_version().startswith("3.3"), reason="dag.test(logical_date=None) is Airflow 3.3's")
+def test_a_manual_run_without_a_logical_date_covers_the_month_before_run_after(
+    example: Any, emulator: Any, tmp_path: Path
+) -> None:
+    control = emulator.control
+    control.set_time(utc(2025, 6, 12, 9))
+    control.set_speed(3600)
     dag = example(DAG_ID)
-    task = dag.get_task("month_window")
-    run = type("Run", (), {"run_after": utc(2025, 3, 15, 8)})()
-    window = task.python_callable(data_interval_start=None, data_interval_end=None, dag_run=run)
-    assert window == {"first_day": "2025-02-01", "last_day": "2025-02-28", "month": "2025-02"}
-    scheduled = task.python_callable(data_interval_start=utc(2024, 2, 1), data_interval_end=utc(2024, 3, 1))
-    assert scheduled == {"first_day": "2024-02-01", "last_day": "2024-02-29", "month": "2024-02"}
-    with pytest.raises(Exception, match="not one calendar month"):
-        task.python_callable(
-            data_interval_start=utc(2024, 2, 1), data_interval_end=utc(2024, 2, 1) + dt.timedelta(days=1)
-        )
+
+    run = dag.test(logical_date=None, run_after=utc(2025, 6, 12, 9), run_conf={"destination": str(tmp_path)})
+
+    states = task_states(run)
+    assert run.state == "success", states
+    assert run.logical_date is None
+    [order] = control.orders()
+    assert order["From"] == "2025-05-01" and order["To"] is None
+    assert rendered_map_indexes(run, "download") == MAY
+    assert len(list((tmp_path / "2025-05").glob("*.tif"))) == len(MAY)

@@ -351,7 +351,7 @@ def test_tile_and_minitile_downloads(emu: EmulatorHandle, tmp_path: Path) -> Non
     place_order(emu, Wkt=None, TileGuids=None, MiniTileGuids=[mini])
 
     one = ClearSkyDownloadTileOperator(
-        task_id="mini", mini_tile_guid=mini, date=DATES[0], bands="rgb", resolution=40, destination=str(tmp_path)
+        task_id="mini", minitile_guid=mini, date=DATES[0], bands="rgb", resolution=40, destination=str(tmp_path)
     ).execute({})
     assert isinstance(one, str) and f"clearsky_minitile_{mini}_2025-05-07" in one
     with rasterio.open(local_path(one)) as raster:
@@ -362,7 +362,7 @@ def test_tile_and_minitile_downloads(emu: EmulatorHandle, tmp_path: Path) -> Non
     assert stac["geometry"] is None and "bbox" not in stac
 
     listed = ClearSkyDownloadTileOperator(
-        task_id="minis", mini_tile_guid=[mini], date=DATES[0], bands="rgb", resolution=40, destination=str(tmp_path)
+        task_id="minis", minitile_guid=[mini], date=DATES[0], bands="rgb", resolution=40, destination=str(tmp_path)
     ).execute({})
     assert listed == [one]  # a list in, a list out; and skipped: already there
     assert emu.control.download_count() == 1

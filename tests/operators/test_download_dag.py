@@ -56,10 +56,10 @@ def test_mapped_download_of_three_dates_found_by_the_sensor_emits_asset_events(
         with DAG("clearsky_download_mapped", schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
             dates = ClearSkyImageAvailabilitySensor(
                 task_id="dates",
-                aoi=FIELD,
+                wkt=FIELD,
                 date_from="2025-05-01",
                 date_to="2025-05-21",
-                bandnames="rgb",
+                bands="rgb",
                 deferrable=False,
                 poke_interval=1,
                 timeout=60,

@@ -165,4 +165,4 @@ def test_templating_contract() -> None:
     assert ".wkt" in composite.template_ext and ".geojson" in composite.template_ext
     assert composite.wkt == "x.wkt" and composite.date == "{{ ds }}"  # untouched until rendered
     tile = ClearSkyDownloadTileOperator(task_id="t", tile_guid="{{ params.g }}", date="2025-05-07", destination="/d")
-    assert "tile_guid" in tile.template_fields and "mini_tile_guid" in tile.template_fields
+    assert "tile_guid" in tile.template_fields and "minitile_guid" in tile.template_fields

@@ -331,6 +331,7 @@ def test_every_user_facing_argument_is_templated() -> None:
         "max_next_month_cost",
         "expect_image_dates",
         "tile_deduplication",
+        "if_exists",
     }
     assert set(ClearSkyCancelOrderOperator.template_fields) == {"order_guid", "clearsky_conn_id"}
     assert {"wkt", "geojson", "tile_guids", "minitile_guids", "tile_guid_for_minitiles", "clearsky_conn_id"} == set(

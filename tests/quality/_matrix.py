@@ -247,7 +247,7 @@ def _availability(run: Run, try_number: int) -> Any:
 
     sensor = ClearSkyImageAvailabilitySensor(
         task_id="wait_imagery",
-        aoi=FIELD,
+        wkt=FIELD,
         dates=[IMAGE_DATE],
         bands="rgb",
         poke_interval=SENSOR_POKE,

@@ -360,7 +360,7 @@ STATUS_ARGS: dict[str, Arg] = {
     ),
 }
 AVAILABILITY_ARGS: dict[str, Arg] = {
-    "aoi": Arg(
+    "wkt": Arg(
         st.sampled_from(
             [
                 FIELD,
@@ -601,7 +601,7 @@ def test_availability_sensor_refuses_a_non_boolean_allow_partial(
         ClearSkyImageAvailabilitySensor,
         "allow_partial",
         tmp_path,
-        aoi=FIELD,
+        wkt=FIELD,
         dates=["2025-05-07"],
         allow_partial=value,
         **SENSOR_FIXED,
@@ -614,7 +614,7 @@ def test_availability_sensor_refuses_a_non_boolean_allow_partial(
 def test_availability_sensor_reads_allow_partial_as_the_download_does(value: Any, meaning: bool) -> None:
     """A rendered template gives text: 'false' means False (it used to be bool('false'), True), as in the download."""
     sensor = ClearSkyImageAvailabilitySensor(
-        task_id="task", aoi=FIELD, dates=["2025-05-07"], allow_partial=value, **SENSOR_FIXED
+        task_id="task", wkt=FIELD, dates=["2025-05-07"], allow_partial=value, **SENSOR_FIXED
     )
     assert sensor._spec().allow_partial is meaning
 
@@ -642,7 +642,7 @@ def test_download_refuses_an_empty_model_before_any_request(emu: EmulatorHandle,
 
 def test_availability_sensor_names_dates_when_the_list_is_unreadable(emu: EmulatorHandle, tmp_path: Path) -> None:
     rejected_before_any_request(
-        emu, ClearSkyImageAvailabilitySensor, "dates", tmp_path, aoi=FIELD, dates="[bad", **SENSOR_FIXED
+        emu, ClearSkyImageAvailabilitySensor, "dates", tmp_path, wkt=FIELD, dates="[bad", **SENSOR_FIXED
     )
 
 
@@ -676,5 +676,5 @@ AVAILABILITY_GAPS = [
 def test_availability_sensor_refuses_before_any_request_naming_the_argument(
     emu: EmulatorHandle, tmp_path: Path, argument: str, value: Any, why: str
 ) -> None:
-    kwargs = {"aoi": FIELD, "dates": ["2025-05-07"], **SENSOR_FIXED, argument: value}
+    kwargs = {"wkt": FIELD, "dates": ["2025-05-07"], **SENSOR_FIXED, argument: value}
     rejected_before_any_request(emu, ClearSkyImageAvailabilitySensor, argument, tmp_path, **kwargs)

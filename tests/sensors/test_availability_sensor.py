@@ -35,7 +35,7 @@ FIELD_GEOJSON = {
 def sensor(**kwargs: Any) -> ClearSkyImageAvailabilitySensor:
     options: dict[str, Any] = {
         "task_id": "dates",
-        "aoi": FIELD,
+        "wkt": FIELD,
         "poke_interval": 0.1,
         "exponential_backoff": False,
         "timeout": 30,
@@ -67,7 +67,7 @@ def test_any_date_returns_the_first_ready(emu: EmulatorHandle, recurring: str) -
 
 def test_window_of_the_month_returns_its_image_dates(emu: EmulatorHandle, recurring: str) -> None:
     emu.control.set_speed(2 * DAY)
-    dates = sensor(date_from="2025-06-01", date_to="2025-06-10", aoi=None, geojson=json.dumps(FIELD_GEOJSON)).execute(
+    dates = sensor(date_from="2025-06-01", date_to="2025-06-10", wkt=None, geojson=json.dumps(FIELD_GEOJSON)).execute(
         {}
     )
     assert dates == ["2025-06-01", "2025-06-08"]
@@ -118,13 +118,12 @@ def test_transient_faults_are_waited_out(emu: EmulatorHandle, recurring: str) ->
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [
-        ({"aoi": "POLYGON ((1 2, 3"}, "aoi is not valid WKT"),
-        ({"aoi": "POINT (8.6 50.1)"}, "aoi is a Point"),
+        ({"wkt": "POLYGON ((1 2, 3"}, "wkt is not valid WKT"),
+        ({"wkt": "POINT (8.6 50.1)"}, "wkt is a Point"),
         ({"dates": ["2025-13-01"]}, "dates: '2025-13-01' is not a date"),
         ({"dates": []}, "dates is empty"),
         ({"dates": ["2025-06-01"], "epsg": "x"}, "invalid availability settings"),
         ({"dates": ["2025-06-01"], "bands": ""}, "Bandnames"),
-        ({"dates": ["2025-06-01"], "bandnames": ""}, "Bandnames"),
         ({"date_from": "2025-06-30", "date_to": "2025-06-01", "dates": None}, "before date_from"),
     ],
 )
@@ -142,8 +141,27 @@ def test_bad_arguments_at_construction() -> None:
         sensor(dates=["2025-06-01"], date_from="2025-06-01", date_to="2025-06-30")
     with pytest.raises(ValueError, match="give dates"):
         sensor(date_from="2025-06-01")
-    with pytest.raises(ValueError, match="exactly one of aoi, wkt or geojson"):
-        sensor(dates=["2025-06-01"], wkt=FIELD)
+    with pytest.raises(ValueError, match="exactly one of wkt or geojson"):
+        sensor(dates=["2025-06-01"], geojson=FIELD_GEOJSON)
+
+
+@pytest.mark.parametrize(
+    ("old", "value", "new", "attribute"),
+    [
+        ("aoi", FIELD, "wkt", "wkt"),
+        ("aoi", "field.geojson", "geojson", "geojson"),
+        ("bandnames", "rgb", "bands", "bands"),
+        ("epsg_projection", 4326, "epsg", "epsg"),
+        ("utm_data_selection_mode", "single_utm", "utm_mode", "utm_mode"),
+    ],
+)
+def test_old_argument_names_work_for_one_release_with_a_warning(old: str, value: Any, new: str, attribute: str) -> None:
+    options: dict[str, Any] = {"task_id": "dates", "dates": ["2025-06-01"]}
+    if old != "aoi":
+        options["wkt"] = FIELD
+    with pytest.warns(DeprecationWarning, match=f"{old}= is deprecated .* use {new}= instead"):
+        task = ClearSkyImageAvailabilitySensor(**options, **{old: value})
+    assert getattr(task, attribute) == value
 
 
 def test_deferrable_hands_over_a_primitive_spec(emu: EmulatorHandle, recurring: str) -> None:
@@ -171,7 +189,7 @@ from airflow_provider_clearsky.sensors.availability import ClearSkyImageAvailabi
 with DAG("{dag_id}", schedule=None, start_date=dt.datetime(2025, 1, 1), template_searchpath={folder!r}) as dag:
     ClearSkyImageAvailabilitySensor(
         task_id="dates",
-        aoi="field.geojson",
+        geojson="field.geojson",
         date_from="{{{{ dag_run.conf['month'] }}}}-01",
         date_to="{{{{ dag_run.conf['month'] }}}}-10",
         mode="{mode}",

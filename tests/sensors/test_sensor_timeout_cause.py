@@ -45,7 +45,7 @@ def status_sensor(guid: str, **kwargs: Any) -> ClearSkyOrderStatusSensor:
 def availability_sensor(**kwargs: Any) -> ClearSkyImageAvailabilitySensor:
     options: dict[str, Any] = {
         "task_id": "wait_imagery",
-        "aoi": FIELD,
+        "wkt": FIELD,
         "dates": ["2025-06-08"],
         "poke_interval": 0.05,
         "exponential_backoff": False,

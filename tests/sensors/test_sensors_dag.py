@@ -37,7 +37,7 @@ with DAG("clearsky_sensors_mapped", schedule=None, start_date=dt.datetime(2025, 
     )
     dates = ClearSkyImageAvailabilitySensor(
         task_id="dates",
-        aoi=FIELD,
+        wkt=FIELD,
         date_from="{{ dag_run.conf['month'] }}-01",
         date_to="{{ macros.ds_add(dag_run.conf['month'] ~ '-01', 29) }}",
         deferrable=True,
