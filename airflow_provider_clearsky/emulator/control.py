@@ -39,7 +39,7 @@ class Control:
     # ---- state
     def orders(self, api_key: str | None = None) -> list[dict[str, Any]]:
         """Every order (all keys, or one key's) as its details payload plus ``ApiKey`` (redacted) and
-        ``ChargedEur``."""
+        ``ChargedEur`` and ``CoverageEnds`` (the last day paid for so far)."""
         store = self._emu.store
         now = self.now()
         store.sync(now)
@@ -51,6 +51,7 @@ class Control:
                 d = store.order_payload(o, now, details=True)
                 d["ApiKey"] = o.key[:4] + "***"
                 d["ChargedEur"] = round(o.charged, 6)
+                d["CoverageEnds"] = o.end_date().isoformat()  # last day paid for so far (control plane only)
                 d["PassesUsed"] = dict(o.passes_used)
                 out.append(d)
             return out

@@ -478,20 +478,25 @@ def plan_cancel(order: TaskOrder, now: dt.datetime) -> CancelPlan:
     )
 
 
-def cancel_result(order_guid: str, plan: CancelPlan, before: TaskOrder, after: TaskOrder | None) -> dict[str, Any]:
-    """What the cancel did, read from the order as the API returns it afterwards (``after``), not from the
-    plan made before it was sent: a DELETE delayed past 00:00 UTC on the 1st lands after a renewal."""
+def cancel_result(
+    order_guid: str,
+    plan: CancelPlan,
+    before: TaskOrder,
+    after: TaskOrder | None,
+    answered_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """What the cancel did, from the order as the API returns it afterwards (``after``) and the time its
+    answer came (``answered_at``), not from the plan made before it was sent: a DELETE delayed past 00:00
+    UTC on the 1st (retried 429s) takes effect after that month's renewal was charged."""
     order = after if after is not None else before
     outcome, message = plan.outcome, plan.message
     coverage_until = plan.coverage_until
     renewed_for = plan.renewal_already_happened_for
-    if plan.outcome == "renewal_already_stopped" and before.date_to is not None:
-        renewed_for = _renewed_month(before, before.date_to)  # an earlier try's cancel may have landed late
     if after is not None and plan.action != "none":
-        outcome, actual, coverage_until, renewed_for = _cancel_outcome(order_guid, before, after)
+        outcome, actual, coverage_until, renewed_for = _cancel_outcome(order_guid, before, after, answered_at)
         planned = (plan.outcome, plan.coverage_until, plan.renewal_already_happened_for)
         if (outcome, coverage_until, renewed_for) != planned:
-            message = actual  # the plan's words no longer hold: say what the API reports
+            message = actual  # the plan's words no longer hold: say what happened
     result: dict[str, Any] = {
         "order_guid": order_guid,
         "outcome": outcome,
@@ -511,35 +516,42 @@ def _month(day: dt.date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def _renewed_month(order: TaskOrder, end: dt.date) -> str | None:
-    """The month of ``end`` when it was paid by a renewal: later than the order's first paid month (the later
-    of its ``From`` month and its creation month, both charged when it was created)."""
-    first_paid = _month(order.date_from or end)
-    if order.created_date is not None:
-        first_paid = max(first_paid, _month(utc(order.created_date).date()))
-    return _month(end) if _month(end) > first_paid else None
+def _month_end(month: str) -> dt.date:
+    year, number = (int(part) for part in month.split("-"))
+    first_next = dt.date(year + number // 12, number % 12 + 1, 1)
+    return first_next - dt.timedelta(days=1)
 
 
-def _cancel_outcome(guid: str, before: TaskOrder, after: TaskOrder) -> tuple[str, str, str | None, str | None]:
-    """(outcome, message, coverage_until, renewal_already_happened_for) from the order after the cancel."""
+def _cancel_outcome(
+    guid: str, before: TaskOrder, after: TaskOrder, answered_at: dt.datetime | None
+) -> tuple[str, str, str | None, str | None]:
+    """(outcome, message, coverage_until, renewal_already_happened_for) after the cancel.
+
+    Withdrawn when the API now reports the order cancelled. Otherwise a recurring order stopped renewing in
+    the month the cancel took effect, which is the month its answer came in: the renewal of that month, if
+    it is later than the order's first paid month (the later of its ``From`` month and its creation month,
+    both charged at creation), had been charged at 00:00 UTC on the 1st.
+    """
     status = after.status or "unknown"
     if after.is_failed:
         return "canceled", f"Order {guid} is now {status}: withdrawn completely; nothing is produced.", None, None
-    if after.date_to is None:
-        return (
-            "renewal_stopped",
-            f"The API accepted the cancel of order {guid} ({status}) but still reports no end date (To); check "
-            "the order in the dashboard before relying on its renewal being stopped.",
-            None,
-            None,
-        )
-    end = after.date_to
-    renewed = _renewed_month(after, end) if before.is_recurring else None
+    if after.date_to is not None and not before.is_recurring:
+        return "renewal_stopped", f"Order {guid} ({status}) ends on {after.date_to}.", after.date_to.isoformat(), None
+    effective = _month(utc(answered_at).date()) if answered_at is not None else None
+    first_paid = _month(after.date_from) if after.date_from else effective
+    if after.created_date is not None:
+        first_paid = max(filter(None, (first_paid, _month(utc(after.created_date).date()))))
+    if first_paid is None:
+        return "renewal_stopped", f"Recurring order {guid} ({status}) no longer renews.", None, None
+    paid_through = max(first_paid, effective or first_paid)
+    renewed = paid_through if paid_through > first_paid else None
+    end = _month_end(paid_through)
     following = (end + dt.timedelta(days=1)).isoformat()[:7]
     if renewed:
         message = (
-            f"Recurring order {guid} no longer renews. Its {renewed} renewal had already been charged when the "
-            f"cancel arrived, so coverage runs until {end}; it will not renew for {following}."
+            f"Recurring order {guid} no longer renews. The cancel took effect in {renewed}, after that month's "
+            f"renewal had been charged at 00:00 UTC on the 1st, so coverage runs until {end}; it will not renew "
+            f"for {following}."
         )
     else:
         message = (

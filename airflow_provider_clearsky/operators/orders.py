@@ -774,10 +774,11 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
             answer = self.hook.cancel_order(order.guid)
         except ClearSkyError as error:
             raise _fail_fast(error) from error
+        answered_at = utc_now()  # the cancel took effect by now: retries may have carried it past a cut-off
         after = _order_from(answer)
         if after is None:
             after = self.hook.get_order(order.guid)
-        result = settings.cancel_result(order.guid, plan, order, after)
+        result = settings.cancel_result(order.guid, plan, order, after, answered_at)
         if (result["outcome"], result["coverage_until"]) != (plan.outcome, plan.coverage_until):
             self.log.warning("The cancel did not do what was planned (it landed later, or the order changed).")
         self.log.info("Order %s is now %s (%s): %s", order.guid, after.status, result["outcome"], result["message"])

@@ -35,6 +35,8 @@ ANTIMERIDIAN = "POLYGON ((179.9 10, -179.9 10, -179.9 10.1, 179.9 10.1, 179.9 10
 @pytest.fixture
 def emu(clearsky_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> EmulatorHandle:
     set_connection(monkeypatch, clearsky_emulator)
+    settled_log(clearsky_emulator)  # an earlier test's last request is logged late: start from an empty log
+    clearsky_emulator.control.reset()
     return clearsky_emulator
 
 

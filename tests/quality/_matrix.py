@@ -410,8 +410,8 @@ def _audit_cancel_midnight(run: Run, succeeded: bool) -> list[str]:
     renewed = sorted(c["at"][:7] for c in control.charges() if c["kind"] == "renewal" and c["order"] == guid)
     result = run.state["result"]
     wrong = []
-    if result["coverage_until"] != order["To"]:
-        wrong.append(f"reported coverage until {result['coverage_until']}, the order's To is {order['To']}")
+    if result["coverage_until"] != order["CoverageEnds"]:
+        wrong.append(f"reported coverage until {result['coverage_until']}, paid until {order['CoverageEnds']}")
     if result["renewal_already_happened_for"] != (renewed[-1] if renewed else None):
         wrong.append(f"reported renewal {result['renewal_already_happened_for']}, charged renewals {renewed}")
     return wrong
