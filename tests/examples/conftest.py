@@ -36,6 +36,10 @@ def emulator(clearsky_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     conn["extra"] = {"max_retries": 2, "backoff_initial": 0.05, "backoff_max": 0.2}
     monkeypatch.setenv("AIRFLOW_CONN_CLEARSKY_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("CLEARSKY_EXAMPLE_POKE_SECONDS", "1")
+    # The worker's clock is the API's, as in production: the create operator compares billing months on both.
+    from airflow_provider_clearsky.operators import orders
+
+    monkeypatch.setattr(orders, "utc_now", clearsky_emulator.control.now)
     return clearsky_emulator
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.models import OrderRequest, TaskOrder
+from airflow_provider_clearsky.operators import orders as orders_module
 from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator
 from airflow_provider_clearsky.utils.order_reuse import covers, differences, plan_reuse
 from tests.operators.test_orders_support import AOI2_WKT, AOI_WKT, CONSTELLATIONS, DictStore, FakeTI, context
@@ -117,6 +118,8 @@ def emu(clearsky_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     conn["extra"] = {"timeout": 2.0, "max_retries": 2, "backoff_initial": 0.05, "backoff_max": 0.2}
     monkeypatch.setenv("AIRFLOW_CONN_CLEARSKY_DEFAULT", json.dumps(conn))
     clearsky_emulator.control.set_time(dt.datetime(2025, 6, 10, 9, tzinfo=dt.timezone.utc))
+    # The worker's clock is the API's (as in production): the create checks the billing month on both.
+    monkeypatch.setattr(orders_module, "utc_now", clearsky_emulator.control.now)
     return clearsky_emulator
 
 
