@@ -73,6 +73,7 @@ def start_emulator() -> Any:
 
 
 def counts(emulator: Any) -> collections.Counter[str]:
+    time.sleep(0.5)  # the emulator logs a streamed answer once it has sent it
     return collections.Counter(f"{e['method']} {e['path']}" for e in emulator.control.request_log())
 
 
