@@ -17,7 +17,8 @@ settings, download each composite to disk with its sidecar.
   limits (1), ``search/available`` for the month (1), ``composite/available`` per image date (d), download
   per image date (d).
 
-Requests are counted from the emulator's request log, by endpoint. The ratio is operator/hand-written over all requests. Target <= 1.2.
+Requests are counted from the emulator's request log, by endpoint. The ratio is operator/hand-written over
+all requests. Target <= 1.2.
 """
 
 from __future__ import annotations
