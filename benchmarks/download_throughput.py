@@ -1,26 +1,26 @@
-"""Benchmark: the download operator's path against ``curl`` for a ~1 GiB composite from the emulator.
+"""Benchmark: the download operator's path against ``curl`` and ``requests`` for a ~1 GiB composite.
 
 Prints figures; not a test. Run from the repository root:
 
-    .venv/bin/python benchmarks/download_throughput.py [--rounds 3] [--chunk-size 1048576] [--keep]
+    .venv/bin/python benchmarks/download_throughput.py [--rounds 5] [--chunk-size N] [--servers emulator,static]
 
-What it does, in one process (the emulator runs as a separate process, so it does not share this GIL):
+Two servers answer the same bytes in the same run, so that the emulator's own CPU (it builds the GeoTIFF
+in Python on the same cores) does not decide the ratio:
 
-1. starts ``clearsky-emulator`` on a free loopback port with plenty of processing units and order credits,
-   its clock frozen at 2025-06-10 so that a May 2025 order over the benchmark area is produced at once;
-2. orders the area (ApiRequests high enough for every download the benchmark makes);
-3. warms up (one small download through the operator, so imports and first-use allocations are not
-   counted as growth);
-4. alternates, ``--rounds`` times: ``curl`` POSTing the very same JSON body (``hook`` payload of the
-   operator's request) to the composite endpoint, writing to a file in the same folder (same disk), and
-   the operator's ``execute`` with that folder as destination (including its account-info call, SHA-256,
-   size check, sidecar, STAC Item and atomic rename);
-5. reads this process's peak resident set size during each operator run from the kernel (VmHWM, reset
-   through /proc/self/clear_refs before the run; where that is unavailable, a thread samples RSS every
-   5 ms, which slows the download a little).
+* ``emulator``: ``clearsky-emulator`` on a free loopback port, its clock frozen at 2025-06-10 so that a
+  May 2025 order over the benchmark area is produced at once;
+* ``static``: ``benchmarks/static_server.py`` serving a file pre-generated from the emulator's answer through
+  ``sendfile`` (the account and estimate calls are passed on to the emulator).
 
-Figures: MiB/s for each, the ratio operator/curl per round and its median (target >= 0.8), and the peak
-RSS growth over the pre-download RSS (target < 64 MiB).
+For each server, ``--rounds`` times and in turn: ``curl`` POSTing the operator's JSON body to the composite
+endpoint, writing to a file in the same folder (same disk); ``requests`` streaming the same body to disk in
+1 MiB chunks (what the vendor's own clients do), as a second reference; and the operator's ``execute``
+(account-info and estimate calls, SHA-256, size check, sidecar, STAC Item, atomic rename). Before each
+operator run the kernel's peak RSS of this process is reset (/proc/self/clear_refs), so VmHWM afterwards is
+the peak during the download (where unavailable, a thread samples RSS every 5 ms).
+
+Figures: MiB/s for each, the ratios operator/curl and requests/curl per round and their medians per server
+(target >= 0.8 for the operator against both servers), and the peak RSS growth (target < 64 MiB).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class RssSampler:
         self.peak = max(self.peak, rss_bytes())
 
 
-def operator(wkt: str, destination: Path, chunk_size: int | None, name: str) -> Any:
+def operator(wkt: str, destination: Path, chunk_size: int | None, name: str, conn_id: str) -> Any:
     from airflow_provider_clearsky.operators.download import ClearSkyDownloadCompositeOperator
 
     return ClearSkyDownloadCompositeOperator(
@@ -176,6 +176,7 @@ def operator(wkt: str, destination: Path, chunk_size: int | None, name: str) -> 
         destination=str(destination),
         filename=name,
         chunk_size=chunk_size,
+        clearsky_conn_id=conn_id,
     )
 
 
@@ -214,105 +215,159 @@ def run_curl(base_url: str, body: dict[str, Any], target: Path) -> tuple[float, 
     return seconds, int(result.stdout.strip())
 
 
+def run_requests(base_url: str, body: dict[str, Any], target: Path) -> tuple[float, int]:
+    """The vendor clients' way: ``requests`` with ``stream=True``, 1 MiB chunks to a file."""
+    import requests
+
+    started = time.perf_counter()
+    size = 0
+    with requests.Session() as session:
+        session.trust_env = False
+        with session.post(
+            f"{base_url}{COMPOSITE}", json=body, headers={"x-api-key": API_KEY}, stream=True, timeout=600
+        ) as response:
+            response.raise_for_status()
+            with open(target, "wb") as handle:
+                for chunk in response.iter_content(1024 * 1024):
+                    handle.write(chunk)
+                    size += len(chunk)
+    return time.perf_counter() - started, size
+
+
+def start_static_server(source: Path, upstream: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "benchmarks" / "static_server.py"), str(source), upstream],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    if not url.startswith("http://"):
+        process.kill()
+        raise SystemExit("static server did not start")
+    return process, url
+
+
+def run_operator(task: Any, folder: Path, name: str, keep: bool) -> tuple[float, int, float]:
+    """Seconds, bytes written, peak RSS growth (MiB) of one operator run."""
+    baseline = rss_bytes()
+    if reset_peak_rss() and peak_rss_bytes() is not None:
+        # The kernel tracks the peak (VmHWM since clear_refs): no sampling thread competing for the GIL.
+        started = time.perf_counter()
+        uri = task.execute({})
+        seconds = time.perf_counter() - started
+        peak = peak_rss_bytes() or 0
+    else:
+        with RssSampler() as sampler:
+            started = time.perf_counter()
+            uri = task.execute({})
+            seconds = time.perf_counter() - started
+        peak = sampler.peak
+    size = (folder / name).stat().st_size
+    if not uri.endswith(name):
+        raise SystemExit(f"operator wrote {uri}, expected a file named {name}")
+    for suffix in ("", ".json", ".stac.json"):
+        if not keep:
+            (folder / (name + suffix)).unlink()
+    return seconds, size, (peak - baseline) / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--chunk-size", type=int, default=None, help="operator chunk_size (default None: chunks as received)"
     )
+    parser.add_argument("--servers", default="emulator,static", help="comma-separated: emulator, static")
     parser.add_argument("--dir", default=None, help="folder for the downloads (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the downloaded files")
     args = parser.parse_args()
+    servers = [name.strip() for name in args.servers.split(",") if name.strip()]
 
-    # A throw-away Airflow home, quiet logs; the connection points at the emulator.
+    # A throw-away Airflow home, quiet logs; one connection per server.
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="clearsky-bench-airflow-"))
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    os.environ["AIRFLOW_CONN_CLEARSKY_DEFAULT"] = json.dumps(
-        {"conn_type": "clearsky", "host": base_url, "password": API_KEY, "extra": {"timeout": 600}}
-    )
+    emulator_url = f"http://127.0.0.1:{port}"
     chunk_size = args.chunk_size
     folder = Path(args.dir or tempfile.mkdtemp(prefix="clearsky-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
 
     emulator = start_emulator(port)
+    static: subprocess.Popen[str] | None = None
     try:
-        place_order(base_url, passes=3 * args.rounds + 5)
+        urls = {"emulator": emulator_url}
+        os.environ["AIRFLOW_CONN_CLEARSKY_DEFAULT"] = json.dumps(
+            {"conn_type": "clearsky", "host": emulator_url, "password": API_KEY, "extra": {"timeout": 600}}
+        )
+        place_order(emulator_url, passes=4 * args.rounds + 10)
         # Warm-up: imports, first connection, first file: not counted as growth.
-        operator(SMALL, folder, chunk_size, "warmup.tif").execute({})
+        operator(SMALL, folder, chunk_size, "warmup.tif", "clearsky_default").execute({})
 
-        request = operator(BIG, folder, chunk_size, "x.tif")._targets()[0].request
+        request = operator(BIG, folder, chunk_size, "x.tif", "clearsky_default")._targets()[0].request
         body = request.to_payload()
         import httpx
 
         estimate = httpx.post(
-            f"{base_url}{COMPOSITE}/estimate", json=request.estimate_payload(), headers={"x-api-key": API_KEY}
+            f"{emulator_url}{COMPOSITE}/estimate", json=request.estimate_payload(), headers={"x-api-key": API_KEY}
         ).json()["Data"]
-        print(
-            f"composite: {estimate['AreaEstimateKm2']:.0f} km², 10 bands INT16 at 10 m, "
-            f"~{estimate['FileSizeEstimateMB']:.0f} MB; chunk_size {chunk_size}; folder {folder}; "
-            f"{os.cpu_count()} CPUs"
-        )
-        # Server warm-up: its first large answer is slower than the next ones.
-        run_curl(base_url, body, folder / "warmup-curl.tif")
-        (folder / "warmup-curl.tif").unlink()
-        header = f"{'round':>5} {'curl MiB/s':>11} {'operator MiB/s':>15} {'ratio':>6} {'RSS growth MiB':>15}"
-        print(header + f" {'curl+sha256sum MiB/s':>21}")
-        ratios, growths, hashed_ratios = [], [], []
-        for index in range(1, args.rounds + 1):
-            curl_file = folder / f"curl-{index}.tif"
-            os.sync()  # each run starts with no dirty pages of the previous one being written back
-            curl_seconds, curl_bytes = run_curl(base_url, body, curl_file)
-            curl_file.unlink()
-            # Reference only: curl, then sha256sum over the file (the operator also checksums every byte).
-            os.sync()
-            started = time.perf_counter()
-            run_curl(base_url, body, curl_file)
-            subprocess.run(["sha256sum", str(curl_file)], check=True, capture_output=True)
-            hashed_seconds = time.perf_counter() - started
-            curl_file.unlink()
-            os.sync()
-
-            name = f"operator-{index}.tif"
-            task = operator(BIG, folder, chunk_size, name)
-            baseline = rss_bytes()
-            if reset_peak_rss() and peak_rss_bytes() is not None:
-                # The kernel tracks the peak (VmHWM since clear_refs): no sampling thread competing for the GIL.
-                started = time.perf_counter()
-                uri = task.execute({})
-                op_seconds = time.perf_counter() - started
-                peak = peak_rss_bytes() or 0
-            else:
-                with RssSampler() as sampler:
-                    started = time.perf_counter()
-                    uri = task.execute({})
-                    op_seconds = time.perf_counter() - started
-                peak = sampler.peak
-            size = (folder / name).stat().st_size
-            if not uri.endswith(name) or size != curl_bytes:
-                raise SystemExit(f"operator wrote {size} bytes to {uri}, curl got {curl_bytes}")
-            for suffix in ("", ".json", ".stac.json"):
-                if not args.keep:
-                    (folder / (name + suffix)).unlink()
-
-            curl_rate = curl_bytes / curl_seconds / 2**20
-            op_rate = size / op_seconds / 2**20
-            growth = (peak - baseline) / 2**20
-            hashed_rate = curl_bytes / hashed_seconds / 2**20
-            ratios.append(op_rate / curl_rate)
-            hashed_ratios.append(op_rate / hashed_rate)
-            growths.append(growth)
-            print(
-                f"{index:>5} {curl_rate:>11.1f} {op_rate:>15.1f} {op_rate / curl_rate:>6.2f} {growth:>15.1f} "
-                f"{hashed_rate:>21.1f}"
+        # The static server's file: the emulator's very answer (also the emulator's warm-up).
+        source = folder / "static-source.tif"
+        run_curl(emulator_url, body, source)
+        if "static" in servers:
+            static, urls["static"] = start_static_server(source, emulator_url)
+            os.environ["AIRFLOW_CONN_CLEARSKY_STATIC"] = json.dumps(
+                {"conn_type": "clearsky", "host": urls["static"], "password": API_KEY, "extra": {"timeout": 600}}
             )
         print(
-            f"file size {size} bytes ({size / 2**30:.2f} GiB); operator/curl median ratio "
-            f"{statistics.median(ratios):.2f} (target >= 0.8); operator/(curl+sha256sum) median ratio "
-            f"{statistics.median(hashed_ratios):.2f}; max RSS growth {max(growths):.1f} MiB (target < 64)"
+            f"composite: {estimate['AreaEstimateKm2']:.0f} km², 10 bands INT16 at 10 m, "
+            f"{source.stat().st_size} bytes; chunk_size {chunk_size}; folder {folder}; {os.cpu_count()} CPUs; "
+            f"load average before: {os.getloadavg()[0]:.2f}"
         )
+        header = f"{'server':>8} {'round':>5} {'curl MiB/s':>11} {'requests MiB/s':>15} {'operator MiB/s':>15}"
+        print(header + f" {'op/curl':>8} {'req/curl':>9} {'RSS growth MiB':>15}")
+        ratios: dict[str, list[float]] = {name: [] for name in servers}
+        request_ratios: dict[str, list[float]] = {name: [] for name in servers}
+        growths: list[float] = []
+        for index in range(1, args.rounds + 1):
+            for server in servers:
+                url = urls[server]
+                conn_id = "clearsky_default" if server == "emulator" else "clearsky_static"
+                reference = folder / f"reference-{index}.tif"
+                os.sync()  # each run starts with no dirty pages of the previous one being written back
+                curl_seconds, curl_bytes = run_curl(url, body, reference)
+                reference.unlink()
+                os.sync()
+                requests_seconds, requests_bytes = run_requests(url, body, reference)
+                reference.unlink()
+                os.sync()
+                name = f"operator-{index}.tif"
+                op_seconds, size, growth = run_operator(
+                    operator(BIG, folder, chunk_size, name, conn_id), folder, name, args.keep
+                )
+                if not size == curl_bytes == requests_bytes:
+                    raise SystemExit(f"sizes differ: operator {size}, curl {curl_bytes}, requests {requests_bytes}")
+                curl_rate = curl_bytes / curl_seconds / 2**20
+                requests_rate = requests_bytes / requests_seconds / 2**20
+                op_rate = size / op_seconds / 2**20
+                ratios[server].append(op_rate / curl_rate)
+                request_ratios[server].append(requests_rate / curl_rate)
+                growths.append(growth)
+                print(
+                    f"{server:>8} {index:>5} {curl_rate:>11.1f} {requests_rate:>15.1f} {op_rate:>15.1f} "
+                    f"{op_rate / curl_rate:>8.2f} {requests_rate / curl_rate:>9.2f} {growth:>15.1f}",
+                    flush=True,
+                )
+        for server in servers:
+            print(
+                f"{server}: operator/curl median ratio {statistics.median(ratios[server]):.2f} (target >= 0.8); "
+                f"requests/curl median ratio {statistics.median(request_ratios[server]):.2f}"
+            )
+        print(f"file size {size} bytes ({size / 2**30:.2f} GiB); max RSS growth {max(growths):.1f} MiB (target < 64)")
     finally:
+        if static is not None:
+            static.terminate()
+            static.wait(10)
         emulator.terminate()
         emulator.wait(10)
         if not args.keep and not args.dir:

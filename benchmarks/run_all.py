@@ -17,6 +17,8 @@ BENCHMARKS = [
     ["emulator_throughput.py", "3"],
     ["triggers_scale.py"],
     ["download_throughput.py", "--rounds", "3"],
+    ["parallel_dates.py"],
+    ["request_count.py"],
     ["fault_matrix.py"],
 ]
 

@@ -312,7 +312,7 @@ class BackgroundSha256:
         self._digest = hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._queue: queue.Queue[bytes | None] | None = None
+        self._queue: queue.Queue[list[bytes] | None] | None = None
         self._thread: threading.Thread | None = None
         self._hexdigest: str | None = None
 
@@ -323,8 +323,8 @@ class BackgroundSha256:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        block = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self._pending, self._pending_size = [], 0
+        # The chunks themselves, not their join: joining would copy every byte once more.
+        block, self._pending, self._pending_size = self._pending, [], 0
         if self._queue is None:
             self._queue = queue.Queue(HASH_DEPTH)
             self._thread = threading.Thread(target=self._run, name="clearsky-sha256", daemon=True)
@@ -334,7 +334,8 @@ class BackgroundSha256:
     def _run(self) -> None:
         assert self._queue is not None
         while (block := self._queue.get()) is not None:
-            self._digest.update(block)
+            for chunk in block:
+                self._digest.update(chunk)
 
     def _stop(self) -> None:
         if self._queue is not None and self._thread is not None:

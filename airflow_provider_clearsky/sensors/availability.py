@@ -267,10 +267,15 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         )
 
     def _trigger(self, deadline: float) -> ClearSkyImageAvailabilityTrigger:
+        spec = self._spec()
+        tracker = self._tracker
+        # The worker's check hands what it learnt to the trigger: no date is asked about twice.
+        known = tracker.states_json() if tracker is not None and tracker.spec == spec else None
         return ClearSkyImageAvailabilityTrigger(
-            spec=self._spec().to_json(),
+            spec=spec.to_json(),
             clearsky_conn_id=self.clearsky_conn_id,
             deadline=deadline,
+            known_states=known,
             **self._poll_settings(),
         )
 

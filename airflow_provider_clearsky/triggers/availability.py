@@ -16,11 +16,19 @@ model, constellations, EPSG, bands and UTM mode as the download. Each date is in
 
 With explicit ``dates`` every date counts: in ``all`` mode one unreachable date (not covered, not
 scheduled, expired) fails the wait; in ``any`` mode the wait fails only when no date can become ready.
-With a window (``date_from``..``date_to``) the dates that count are the window's image dates: every day
-of the window is classified once per wait, days no order schedules are ignored, and the wait fails when
-the window has no image date at all (or no order covers the area), and in ``all`` mode when an image date
-has expired. After that one pass, ``search/available`` discovers which pending dates have been produced
-and only those are checked again.
+With a window (``date_from``..``date_to``) the dates that count are the window's image dates: days no
+order schedules are ignored, and the wait fails when the window has no image date at all (or no order
+covers the area), and in ``all`` mode when an image date has expired.
+
+Requests, cheapest first. A window's first pass lists the caller's orders once (``GET /api/tasking/orders``) and
+works out each order's image dates from its ``ReferenceDate``/``ImageFrequency`` (the contract: ``d`` is an
+image date iff ``(d - ReferenceDate) % ImageFrequency == 0`` within ``From``..``To``): days no order of the
+model over the area schedules are ``not_scheduled`` without asking, and only the remaining days get a
+``composite/available`` check. (When an order's schedule or area is unknown, e.g. a tile order, every day is
+asked, as before.) After that one pass, each poll asks ``search/available`` once for the window and checks
+again only the pending dates it lists. Ready, not scheduled, not covered and expired are final: never asked
+again. The sensor's first check (on the worker) is handed to the trigger in its serialized state
+(``known_states``), so the trigger starts where the worker stopped.
 """
 
 from __future__ import annotations
@@ -36,7 +44,12 @@ from airflow_provider_clearsky.exceptions import ClearSkyError, NoImageryError, 
 
 if TYPE_CHECKING:
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
-    from airflow_provider_clearsky.models import AvailableDatesRequest, CompositeAvailability, ImageryRequest
+    from airflow_provider_clearsky.models import (
+        AvailableDatesRequest,
+        CompositeAvailability,
+        ImageryRequest,
+        TaskOrder,
+    )
 from airflow_provider_clearsky.triggers._polling import (
     Backoff,
     FailedChecks,
@@ -152,7 +165,8 @@ class AvailabilitySpec:
     def search_request(self) -> AvailableDatesRequest:
         from airflow_provider_clearsky.models import AvailableDatesRequest
 
-        return AvailableDatesRequest(wkt=self.wkt, date_from=self.date_from, until=self.date_to)
+        days = self.days()
+        return AvailableDatesRequest(wkt=self.wkt, date_from=days[0], until=days[-1])
 
     def describe(self) -> str:
         what = ", ".join(day.isoformat() for day in self.days()) if self.dates else f"{self.date_from}..{self.date_to}"
@@ -211,8 +225,12 @@ class AvailabilityTracker:
         return all(day in self.states for day in self.spec.days())
 
     def needs_search(self) -> bool:
-        """A window after its first full pass discovers produced dates through ``search/available``."""
-        return self.spec.is_window and self.probed
+        """After the first full pass, one ``search/available`` tells which pending dates of a window (or of
+        several given dates) have been produced; not with ``allow_partial`` (a partial image may be ready
+        before the whole area is listed)."""
+        if not self.probed or self.spec.allow_partial:
+            return False
+        return self.spec.is_window or len(self.dates_in(PENDING)) > 1
 
     def to_check(self, produced: Iterable[dt.date] | None = None) -> list[dt.date]:
         days = self.spec.days()
@@ -226,6 +244,34 @@ class AvailabilityTracker:
 
     def record(self, day: dt.date, state: str) -> None:
         self.states[day] = state
+
+    def skip_unscheduled(self, scheduled: set[dt.date] | None) -> None:
+        """Days no order schedules are ``not_scheduled`` without a request (``None``: schedule unknown)."""
+        if scheduled is None:
+            return
+        for day in self.spec.days():
+            if day not in self.states and day not in scheduled:
+                self.states[day] = NOT_SCHEDULED
+
+    def needs_schedule(self) -> bool:
+        """A window's first pass: one list of the orders spares a request for each day they do not schedule
+        (given dates are asked about directly: they are usually image dates)."""
+        return self.spec.is_window and not self.states
+
+    def states_json(self) -> dict[str, str]:
+        """What is known so far, for the trigger's serialized state."""
+        return {day.isoformat(): state for day, state in sorted(self.states.items())}
+
+    @classmethod
+    def resume(cls, spec: AvailabilitySpec, known: dict[str, str] | None) -> AvailabilityTracker:
+        """A tracker that starts from ``states_json()`` of an earlier check (unknown entries are dropped)."""
+        tracker = cls(spec)
+        days = set(spec.days())
+        for text, state in (known or {}).items():
+            day = parse_day(text, "known_states")
+            if day in days and state in (READY, PENDING, *UNREACHABLE):
+                tracker.states[day] = state
+        return tracker
 
     def dates_in(self, *states: str) -> list[dt.date]:
         return [day for day in self.spec.days() if self.states.get(day) in states]
@@ -288,6 +334,43 @@ def _state_of_error(error: ClearSkyError) -> str | None:
     return None
 
 
+def scheduled_days(orders: Iterable[TaskOrder], spec: AvailabilitySpec) -> set[dt.date] | None:
+    """The days of ``spec`` that some order of its model over its area schedules an image for.
+
+    ``None`` when that cannot be told from the orders (none of the model covers the area, or one lacks its
+    area, cadence or reference date): then every day is asked. Orders of every status count, so the set is
+    never smaller than the truth; the per-date check decides what each of these days is.
+    """
+    import shapely
+
+    try:
+        area = shapely.from_wkt(spec.wkt)
+    except shapely.errors.ShapelyError:
+        return None
+    days = spec.days()
+    scheduled: set[dt.date] = set()
+    relevant = 0
+    for order in orders:
+        if (order.model or "").lower() != spec.model.lower():
+            continue
+        if order.wkt is None or order.image_frequency is None or order.reference_date is None:
+            return None  # a tile order, or a schedule we cannot read: ask about every day
+        try:
+            if not shapely.from_wkt(order.wkt).intersects(area):
+                continue
+        except shapely.errors.ShapelyError:
+            return None
+        relevant += 1
+        frequency = max(int(order.image_frequency), 1)
+        for day in days:
+            in_range = (order.date_from is None or day >= order.date_from) and (
+                order.date_to is None or day <= order.date_to
+            )
+            if in_range and (day - order.reference_date).days % frequency == 0:
+                scheduled.add(day)
+    return scheduled if relevant else None
+
+
 def _produced(hook_result: Any, spec: AvailabilitySpec) -> list[dt.date]:
     dates: list[dt.date] = hook_result.dates_for(spec.model, list(spec.satellite_constellations))
     return dates
@@ -297,6 +380,8 @@ def check_once(hook: ClearSkyHook, tracker: AvailabilityTracker) -> Outcome | No
     """One poll with the sync hook. Transient API errors propagate (the caller keeps waiting)."""
     spec = tracker.spec
     base = spec.request()
+    if tracker.needs_schedule():
+        tracker.skip_unscheduled(scheduled_days(hook.list_orders(include_expired=True), spec))
     produced = _produced(hook.search_available_dates(spec.search_request()), spec) if tracker.needs_search() else None
     for day in tracker.to_check(produced):
         try:
@@ -314,6 +399,8 @@ async def acheck_once(hook: ClearSkyHook, tracker: AvailabilityTracker) -> Outco
     """One poll with the async hook (same rules as :func:`check_once`)."""
     spec = tracker.spec
     base = spec.request()
+    if tracker.needs_schedule():
+        tracker.skip_unscheduled(scheduled_days(await hook.alist_orders(include_expired=True), spec))
     produced = None
     if tracker.needs_search():
         produced = _produced(await hook.asearch_available_dates(spec.search_request()), spec)
@@ -344,6 +431,9 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         has just checked before deferring).
     :param max_poll_interval: cap of the interval as it grows by ``backoff_factor``.
     :param backoff_factor: growth of the interval after each poll (1 = constant).
+    :param known_states: what the sensor's check on the worker learnt (:meth:`AvailabilityTracker.states_json`):
+        dates known ready or unreachable are never asked about again, and the trigger's first poll asks only
+        about the pending ones.
     """
 
     def __init__(
@@ -355,9 +445,11 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         poll_interval: float = 600.0,
         max_poll_interval: float | None = None,
         backoff_factor: float = 1.0,
+        known_states: dict[str, str] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.spec = dict(spec)
+        self.known_states = dict(known_states or {})
         self.clearsky_conn_id = clearsky_conn_id
         self.deadline = deadline
         self.poll_interval = float(poll_interval)
@@ -374,6 +466,7 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "max_poll_interval": self.max_poll_interval,
                 "backoff_factor": self.backoff_factor,
+                "known_states": self.known_states,
             },
         )
 
@@ -383,7 +476,7 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
 
     async def _wait(self) -> dict[str, Any]:
         try:
-            tracker = AvailabilityTracker(AvailabilitySpec.from_json(self.spec))
+            tracker = AvailabilityTracker.resume(AvailabilitySpec.from_json(self.spec), self.known_states)
         except (ValueError, KeyError, TypeError) as error:
             return {"status": "error", "dates": [], "pending": [], "message": f"bad spec: {error}", "retryable": False}
         remaining = seconds_left(self.deadline)

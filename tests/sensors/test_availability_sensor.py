@@ -223,3 +223,16 @@ def test_availability_sensor_in_a_dag_run(
 
     ti = task_instance(dag_id, run.run_id, "dates")
     assert (len([r for r in rows(TaskReschedule) if r.ti_id == ti.id]) > 0) == (mode == "reschedule")
+
+
+def test_deferring_hands_the_first_check_to_the_trigger(emu: EmulatorHandle, recurring: str) -> None:
+    from airflow_provider_clearsky._compat import TaskDeferred
+
+    emu.control.set_time(dt.datetime(2025, 6, 2, 7, tzinfo=UTC))  # 06-01 produced at 06:00, 06-08 on 06-09
+    waiting = sensor(dates=["2025-06-01", "2025-06-08"], deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        waiting.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ClearSkyImageAvailabilityTrigger)
+    # 06-01 is produced, 06-08 not yet: the trigger starts from that, so its first poll asks about 06-08 only.
+    assert trigger.serialize()[1]["known_states"] == {"2025-06-01": "ready", "2025-06-08": "pending"}

@@ -275,3 +275,55 @@ def test_spec_rejects_bad_combinations() -> None:
         AvailabilitySpec(wkt=AOI, dates=(dt.date(2025, 6, 1),), ready_when="most")
     with pytest.raises(ValueError, match="longer than"):
         AvailabilitySpec(wkt=AOI, date_from=dt.date(2024, 1, 1), date_to=dt.date(2025, 6, 1))
+
+
+async def test_known_states_from_the_worker_are_never_asked_again() -> None:
+    imagery = Imagery({"2025-06-01": "ready", "2025-06-08": "ready", "2025-06-15": "not_scheduled"})
+    api = api_for(imagery)
+    t = trigger(dates=["2025-06-01", "2025-06-08"])
+    t = ClearSkyImageAvailabilityTrigger(**{**t.serialize()[1], "known_states": {"2025-06-01": "ready"}})
+    _, kwargs = t.serialize()
+    assert kwargs["known_states"] == {"2025-06-01": "ready"}  # survives the trip through the database
+    with fake_api(api):
+        event = await first_event(ClearSkyImageAvailabilityTrigger(**kwargs))
+    assert event["status"] == "success" and event["dates"] == ["2025-06-01", "2025-06-08"]
+    assert imagery.checked == ["2025-06-08"]  # the date the worker found ready is not asked about
+    assert api.count("/api/tasking/orders") == 0
+
+
+async def test_window_first_pass_asks_only_about_the_days_the_orders_schedule() -> None:
+    weekly = {
+        "TaskOrderGuid": "o-1",
+        "OrderingProcessStatus": "UpToDate",
+        "Model": "Stratus2",
+        "From": "2025-06-01",
+        "To": None,
+        "ImageFrequency": 7,
+        "ReferenceDate": "2025-06-02",
+        "Wkt": "GEOMETRYCOLLECTION (POLYGON ((9.9 49.9, 10.2 49.9, 10.2 50.2, 9.9 50.2, 9.9 49.9)))",
+    }
+    elsewhere = {
+        **weekly,
+        "TaskOrderGuid": "o-2",
+        "ReferenceDate": "2025-06-01",
+        "Wkt": "POLYGON ((0 0, 1 0, 1 1, 0 0))",
+    }
+    other_model = {**weekly, "TaskOrderGuid": "o-3", "Model": "Stratus3", "ReferenceDate": "2025-06-03"}
+    image_dates = ["2025-06-02", "2025-06-09", "2025-06-16", "2025-06-23", "2025-06-30"]
+    imagery = Imagery(dict.fromkeys(image_dates, "ready"))
+    api = api_for(imagery, orders={"o-1": weekly, "o-2": elsewhere, "o-3": other_model})
+    with fake_api(api):
+        event = await first_event(trigger(date_from="2025-06-01", date_to="2025-06-30"))
+    assert event["status"] == "success" and event["dates"] == image_dates
+    assert imagery.checked == image_dates  # 5 checks, not 30
+    assert api.requests[0] == ("GET", "/api/tasking/orders") and len(api.requests) == 1 + len(image_dates)
+
+
+async def test_an_order_without_a_readable_schedule_means_every_day_is_asked() -> None:
+    tile_order = {"TaskOrderGuid": "t-1", "Model": "Stratus2", "ImageFrequency": 7, "TileGuids": ["x"]}
+    imagery = Imagery({"2025-06-03": "ready"})
+    api = api_for(imagery, orders={"t-1": tile_order})
+    with fake_api(api):
+        event = await first_event(trigger(date_from="2025-06-01", date_to="2025-06-07"))
+    assert event["dates"] == ["2025-06-03"]
+    assert len(imagery.checked) == 7
