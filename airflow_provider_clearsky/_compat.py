@@ -69,11 +69,6 @@ def airflow_version() -> str:
     return str(__version__)
 
 
-def default_deferrable() -> bool:
-    """Airflow's ``[operators] default_deferrable``, the default of every ``deferrable`` argument."""
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
 __all__ = [
     "AirflowException",
     "AirflowFailException",
@@ -91,6 +86,6 @@ __all__ = [
     "XCom",
     "aget_connection",
     "airflow_version",
-    "default_deferrable",
+    "conf",
     "mask_secret",
 ]

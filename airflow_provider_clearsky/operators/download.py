@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from airflow_provider_clearsky._compat import AirflowException, AirflowFailException, BaseOperator, mask_secret
+from airflow_provider_clearsky._compat import AirflowFailException, BaseOperator, mask_secret
 from airflow_provider_clearsky.exceptions import (
     ClearSkyError,
     InvalidRequestError,
     RateLimitedError,
+    RetryableTaskError,
     ServerError,
     TransportError,
 )
@@ -101,7 +102,7 @@ def _invalid(error: InvalidRequestError, prefix: str = "invalid download setting
 def _api_failure(error: ClearSkyError, what: str) -> Exception:
     """Transient errors are raised for Airflow to retry; anything else fails the task for good."""
     if isinstance(error, (RateLimitedError, ServerError, TransportError)):
-        return AirflowException(f"{what} failed, will be retried: {error}")
+        return RetryableTaskError(f"{what} failed, will be retried: {error}")
     return AirflowFailException(f"{what} failed: {error}")
 
 
@@ -190,8 +191,6 @@ class _ClearSkyDownloadOperator(BaseOperator):
         self.upload_url = upload_url
         self.chunk_size = chunk_size
         self.clearsky_conn_id = clearsky_conn_id
-        if isinstance(upload_url, str) and upload_url and "{{" not in upload_url:
-            mask_secret(upload_url)
 
     # ------------------------------------------------------------------ secrets
 
@@ -487,7 +486,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         except ClearSkyError as error:
             raise _api_failure(error, f"downloading {target.kind} to {target.uri}") from None
         except storage.IncompleteDownloadError as error:
-            raise AirflowException(f"download of {target.uri} was cut short: {error}; will be retried") from None
+            raise RetryableTaskError(f"download of {target.uri} was cut short: {error}; will be retried") from None
         except storage.DestinationError as error:
             raise AirflowFailException(
                 f"destination: {target.uri} cannot be written ({error}). "
@@ -512,7 +511,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         except Exception as error:
             storage.remove(target.final.parent / (target.final.name + meta.SIDECAR_SUFFIX))
             kept = writer.keep(target.key)
-            raise AirflowException(
+            raise RetryableTaskError(
                 f"{target.uri}: the download is complete ({writer.size} bytes, SHA-256 {writer.sha256[:16]}...) and "
                 f"kept as {kept.name}, but its metadata could not be written ({type(error).__name__}: {error}). "
                 "The next try (or a re-run) writes only the metadata and moves the file into place; nothing is paid "

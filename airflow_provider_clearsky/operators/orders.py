@@ -22,7 +22,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_clearsky._compat import (
-    AirflowException,
     AirflowFailException,
     BaseOperator,
     ResumableJobMixin,
@@ -547,7 +546,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             self.log.warning("The create answer was lost (%s); looking the order up instead of sending again.", error)
             found = self._wait_for_order(new_record)
             if found is None:
-                raise AirflowException(
+                raise OrderOutcomeUnknownError(
                     f"The create request was sent but its outcome is unknown, and no new order with these settings "
                     f"appeared within {self.outcome_timeout:g} s. Nothing was sent twice. The next try looks again "
                     "before it creates."

@@ -9,17 +9,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky._compat import (
-    AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
     BaseTrigger,
     PokeReturnValue,
-    default_deferrable,
+    conf,
 )
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
-from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
+from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError, RetryableTaskError
 from airflow_provider_clearsky.triggers._polling import FailedChecks, is_transient
 
 if TYPE_CHECKING:
@@ -52,13 +51,14 @@ class ClearSkyBaseSensor(BaseSensorOperator):
       (default one hour), in every mode.
     """
 
+    template_fields: Sequence[str] = ("clearsky_conn_id",)
     ui_color = "#c9e4f6"
 
     def __init__(
         self,
         *,
         clearsky_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float = 300,
         exponential_backoff: bool = True,
         max_wait: dt.timedelta | float | None = dt.timedelta(hours=1),
@@ -68,7 +68,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
             poke_interval=poke_interval, exponential_backoff=exponential_backoff, max_wait=max_wait, **kwargs
         )
         self.clearsky_conn_id = clearsky_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.deferrable = deferrable
         self._failures = FailedChecks()
 
     @cached_property
@@ -158,7 +158,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
     def finish(self, event: dict[str, Any] | None) -> dict[str, Any]:
         """Turn a trigger event into failure, timeout or success (returns the event on success)."""
         if not event or "status" not in event:
-            raise AirflowException(f"unexpected trigger event: {event!r}")
+            raise RetryableTaskError(f"unexpected trigger event: {event!r}")
         status = event["status"]
         message = str(event.get("message") or status)
         if status == "success":
@@ -171,7 +171,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
                 raise AirflowSkipException(f"{message} (soft_fail: skipped)")
             raise AirflowSensorTimeout(message)
         if event.get("retryable", True):
-            raise AirflowException(message)
+            raise RetryableTaskError(message)
         raise AirflowFailException(message)
 
 

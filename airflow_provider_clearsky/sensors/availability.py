@@ -99,6 +99,7 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     """
 
     template_fields: Sequence[str] = (
+        *ClearSkyBaseSensor.template_fields,
         "wkt",
         "geojson",
         "dates",
@@ -149,6 +150,16 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
             raise ValueError("give either dates, or a window date_from/date_to, not both")
         if dates is None and (date_from is None or date_to is None):
             raise ValueError("give dates, or both date_from and date_to (e.g. the DAG run's month)")
+        # The API's names, accepted for one release (one name per concept across operators and sensors). Only
+        # whether they were given is read here: the values are rendered later, in execute.
+        if epsg_projection is not None:
+            epsg = renamed_argument(self.task_id, "epsg_projection", "epsg", epsg_projection, None)
+        if bandnames is not None:
+            bands = renamed_argument(self.task_id, "bandnames", "bands", bandnames, None)
+        if utm_data_selection_mode is not None:
+            utm_mode = renamed_argument(
+                self.task_id, "utm_data_selection_mode", "utm_mode", utm_data_selection_mode, None
+            )
         self.wkt = wkt
         self.geojson = geojson
         self.dates = dates
@@ -157,12 +168,9 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         self.ready_when = ready_when
         self.model = model
         self.satellite_constellations = satellite_constellations
-        # The API's names, accepted for one release (one name per concept across operators and sensors).
-        self.epsg = renamed_argument(self.task_id, "epsg_projection", "epsg", epsg_projection, epsg)
-        self.bands = renamed_argument(self.task_id, "bandnames", "bands", bandnames, bands)
-        self.utm_mode = renamed_argument(
-            self.task_id, "utm_data_selection_mode", "utm_mode", utm_data_selection_mode, utm_mode
-        )
+        self.epsg = epsg
+        self.bands = bands
+        self.utm_mode = utm_mode
         self.allow_partial = allow_partial
         self._tracker: AvailabilityTracker | None = None
 

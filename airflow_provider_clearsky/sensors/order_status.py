@@ -43,7 +43,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     ``To``, ``SatelliteConstellations``, ``ImageFrequency``, ``ReferenceDate``, ``StorageMonths``, ...
     """
 
-    template_fields: Sequence[str] = ("order_guid", "target_statuses")
+    template_fields: Sequence[str] = (*ClearSkyBaseSensor.template_fields, "order_guid", "target_statuses")
 
     def __init__(
         self,
