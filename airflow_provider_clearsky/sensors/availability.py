@@ -96,6 +96,8 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks at first (default 600), growing with ``exponential_backoff``
         up to ``max_wait`` (default one hour).
+    :param skip_on_timeout: skip the task when ``timeout`` passes, and only then (``soft_fail`` keeps
+        Airflow's meaning: skip on any failure).
     """
 
     template_fields: Sequence[str] = (

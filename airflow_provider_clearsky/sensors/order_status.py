@@ -36,8 +36,8 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks at first (default 300); grows with ``exponential_backoff``
         up to ``max_wait`` (default one hour).
-    :param timeout: seconds before giving up (Airflow's sensor ``timeout``); with ``soft_fail`` the task is
-        then skipped.
+    :param timeout: seconds before giving up (Airflow's sensor ``timeout``); with ``soft_fail`` (any failure)
+        or ``skip_on_timeout`` (the timeout only) the task is then skipped.
 
     Returns (XCom) the order record: ``TaskOrderGuid``, ``OrderingProcessStatus``, ``Model``, ``From``,
     ``To``, ``SatelliteConstellations``, ``ImageFrequency``, ``ReferenceDate``, ``StorageMonths``, ...
