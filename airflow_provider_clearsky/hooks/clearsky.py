@@ -173,6 +173,15 @@ class ClearSkyHook(BaseHook):
     def client(self) -> httpx.Client:
         return httpx.Client(transport=self._transport, **self._client_options(self.settings))
 
+    def get_conn(self) -> httpx.Client:
+        """Return the hook's ``httpx.Client``, ready for calls the hook has no method for.
+
+        It carries the connection's base URL, the API key header, the timeouts and the connection limit; it is
+        created on first use (no I/O until a request) and closed by :meth:`close`. Calls made through it bypass
+        the hook's retries and typed errors.
+        """
+        return self.client
+
     async def aget_client(self) -> httpx.AsyncClient:
         if self._async_client is None:
             settings = await self.aget_settings()
