@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 
 import httpx
 import tenacity
+from airflow.providers.common.compat.connection import get_async_connection
 
 from airflow_provider_clearsky import __version__
-from airflow_provider_clearsky._compat import BaseHook, aget_connection, airflow_version, mask_secret
+from airflow_provider_clearsky._compat import BaseHook, airflow_version, mask_secret
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR, ConnectionSettings
 from airflow_provider_clearsky.exceptions import ClearSkyError, NotFoundError
 from airflow_provider_clearsky.hooks import endpoints
@@ -131,7 +132,7 @@ class ClearSkyHook(BaseHook):
         if self._settings is None:
             from asgiref.sync import sync_to_async
 
-            conn = await aget_connection(self.clearsky_conn_id)
+            conn = await get_async_connection(self.clearsky_conn_id)
             settings = await sync_to_async(ConnectionSettings.from_connection)(conn)
             await sync_to_async(self._accept)(settings)
         assert self._settings is not None
