@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EMULATOR_FIXTURES, INTEGRATION_FOLDERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +36,7 @@ def _collect(tmp_path: Path, *selection: str) -> dict[str, list[str]]:
     return collected
 
 
+@pytest.mark.slow  # collects the whole suite
 def test_not_integration_selects_no_http_test(tmp_path: Path) -> None:
     selected = _collect(tmp_path, "-m", "not integration")
     assert selected, "nothing selected: the check would pass vacuously"
