@@ -42,6 +42,7 @@ from airflow_provider_clearsky.operators import _storage as storage
 from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
@@ -285,6 +286,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         if pending:
             self._download_all(pending)
         uris = [target.uri for target in targets]
+        self._written_uris = uris  # for OpenLineage, after the task
         self._annotate_outlets(context, targets)
         return uris if self._returns_list() or len(uris) != 1 else uris[0]
 
@@ -625,6 +627,22 @@ class _ClearSkyDownloadOperator(BaseOperator):
                 self.log.info("%s", text)
                 described.append(text)
         return described if self._returns_list() or len(described) != 1 else described[0]
+
+    # ------------------------------------------------------------------ lineage
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Return the files written (or found complete) as OpenLineage outputs, and the order as input.
+
+        Upload mode reports no output: the signed URL is a secret, and its host alone names no dataset.
+        """
+        from airflow_provider_clearsky.utils import openlineage
+
+        inputs = []
+        if self.order_guid:
+            base_url = self._hook().settings.base_url
+            inputs.append(openlineage.order_dataset_name(base_url, str(self.order_guid)))
+        outputs = [openlineage.file_dataset_name(uri) for uri in getattr(self, "_written_uris", [])]
+        return openlineage.operator_lineage(inputs, outputs)
 
     # ------------------------------------------------------------------ assets
 

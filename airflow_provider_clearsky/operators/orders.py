@@ -41,6 +41,7 @@ from airflow_provider_clearsky.operators import _order_settings as settings
 from airflow_provider_clearsky.utils import order_reuse
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from pydantic import JsonValue
 
@@ -596,6 +597,16 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             )
         self._push_order_xcoms(context, order, url)
         return order.guid
+
+    # ------------------------------------------------------------------ lineage
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Return the order created, adopted or reused as the OpenLineage output of the task."""
+        from airflow_provider_clearsky.utils import openlineage
+
+        order = getattr(self, "_order", None)
+        outputs = [] if order is None else [openlineage.order_dataset_name(self.hook.settings.base_url, order.guid)]
+        return openlineage.operator_lineage([], outputs)
 
     # ------------------------------------------------------------------ helpers
 
