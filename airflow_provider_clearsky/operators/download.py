@@ -102,6 +102,8 @@ def _invalid(error: InvalidRequestError, prefix: str = "invalid download setting
 
 def _api_failure(error: ClearSkyError, what: str) -> Exception:
     """Transient errors are raised for Airflow to retry; anything else fails the task for good."""
+    if isinstance(error, RetryableTaskError):  # already says what happened and that a retry helps
+        return error
     if isinstance(error, (RateLimitedError, ServerError, TransportError)):
         return RetryableTaskError(f"{what} failed, will be retried: {error}")
     return AirflowFailException(f"{what} failed: {error}")
