@@ -36,8 +36,10 @@ class Download(_DownloadBase):
     """A streamed download answer (sync). Transport failures mid-body raise ``TransportError``."""
 
     def iter_bytes(self, chunk_size: int | None = CHUNK_SIZE) -> Iterator[bytes]:
-        """The body in chunks of ``chunk_size`` bytes, or as received from the network with ``None``
-        (no re-chunking copies: the fastest way to stream a large file)."""
+        """Yield the body in chunks of ``chunk_size`` bytes, or as received from the network with ``None``.
+
+        ``None`` makes no re-chunking copies: the fastest way to stream a large file.
+        """
         try:
             yield from self._response.iter_bytes(chunk_size)
         except httpx.TransportError as error:
@@ -48,6 +50,7 @@ class AsyncDownload(_DownloadBase):
     """A streamed download answer (async)."""
 
     async def aiter_bytes(self, chunk_size: int | None = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Yield the body as :meth:`Download.iter_bytes` does, without blocking the event loop."""
         try:
             async for chunk in self._response.aiter_bytes(chunk_size):
                 yield chunk

@@ -88,7 +88,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
         raise NotImplementedError
 
     def _waiting_for(self) -> str:
-        """What the sensor waits for, for its timeout message."""
+        """Return what the sensor waits for, for its timeout message."""
         return self.task_id
 
     def _poll_settings(self) -> dict[str, float]:
@@ -131,7 +131,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
             raise AirflowSkipException(f"{failure} ({flag}: skipped)") from failure  # say what failed
 
     def _first_check(self, context: Context) -> bool | PokeReturnValue:
-        """The deferrable mode's check on the worker, failing or skipping as Airflow's poke loop would."""
+        """Run the deferrable mode's check on the worker, failing or skipping as Airflow's poke loop would."""
         try:
             return self.poke(context)
         except AirflowFailException as failure:
@@ -190,7 +190,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
 
 
 def as_list(value: Any) -> list[Any] | None:
-    """A templated list that may arrive rendered as text: JSON list, comma-separated, or one item."""
+    """Return a templated list that may arrive rendered as text (JSON list, comma-separated, or one item)."""
     if value is None:
         return None
     if isinstance(value, str):

@@ -179,7 +179,7 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     # ------------------------------------------------------------------ input
 
     def _spec(self) -> AvailabilitySpec:
-        """What to wait for, from the rendered arguments; bad input fails the task before any request."""
+        """Return what to wait for, from the rendered arguments; bad input fails the task before any request."""
         from airflow_provider_clearsky.models import ImageryRequest
         from airflow_provider_clearsky.models.geometry import imagery_wkt
 
@@ -241,6 +241,7 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     # ------------------------------------------------------------------ waiting
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Check once: the ready dates when the wait is over, False while it goes on; fail if it never can."""
         spec = self._spec()
         if self._tracker is None or self._tracker.spec != spec:
             # Poke mode keeps what it learnt between pokes; reschedule mode starts afresh each time.
@@ -285,6 +286,6 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
-        """Runs on a fresh instance when the trigger fires: the ready dates are in ``event``."""
+        """Return the ready dates from the trigger's ``event`` (runs on a fresh instance when the trigger fires)."""
         finished = self.finish(event)
         return list(finished.get("dates") or [])

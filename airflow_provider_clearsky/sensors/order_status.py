@@ -75,6 +75,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         return [str(status).strip() for status in targets if str(status).strip()] if targets else None
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Check once: the order record when it reached a target status, False while not; fail if it never will."""
         guid = self._guid()
         targets = self._targets()  # both checked before any request
         order = self.call_api(f"Reading ClearSKY order {guid}", self.hook.get_order, guid)
@@ -106,6 +107,6 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Runs on a fresh instance when the trigger fires: everything needed is in ``event``."""
+        """Return the order record from the trigger's ``event`` (runs on a fresh instance when the trigger fires)."""
         finished = self.finish(event)
         return finished.get("order")
