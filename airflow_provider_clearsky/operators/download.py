@@ -324,8 +324,10 @@ class _ClearSkyDownloadOperator(BaseOperator):
 
     @staticmethod
     def _check_destination_text(destination: Any) -> None:
-        """A destination a template rendered from nothing (``"None"``, ``""``, a ``None`` folder) would be paid
-        for and written to the worker's current directory: refused before paying."""
+        """Refuse, before paying, a destination a template rendered from nothing.
+
+        ``"None"``, ``""`` or a ``None`` folder would be paid for and written to the worker's current directory.
+        """
         if not isinstance(destination, (str, os.PathLike)):
             raise AirflowFailException(
                 f"destination: must be a folder path or URL as text, not {type(destination).__name__}"
@@ -362,7 +364,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
     # ------------------------------------------------------------------ never twice
 
     def _already_downloaded(self, target: _Target) -> bool:
-        """True if the final file is a complete download of this very request (nothing is sent then)."""
+        """Tell whether the final file is a complete download of this very request (nothing is sent then)."""
         assert target.final is not None
         if not storage.exists(target.final):
             return self._finish_kept(target)
@@ -506,9 +508,11 @@ class _ClearSkyDownloadOperator(BaseOperator):
         self.log.info("Saved %s (%d bytes, SHA-256 %s)", target.uri, document["size"], document["sha256"])
 
     def _commit_with_metadata(self, target: _Target, writer: storage.AtomicWriter, document: dict[str, Any]) -> None:
-        """Sidecar and STAC first (a file at the final name always has its sidecar), then the file. If the
-        metadata cannot be written, the complete, paid bytes are kept beside the final name and a later try
-        writes only the metadata."""
+        """Write the sidecar and STAC first (a file at the final name always has its sidecar), then the file.
+
+        If the metadata cannot be written, the complete, paid bytes are kept beside the final name and a later
+        try writes only the metadata.
+        """
         assert target.final is not None
         try:
             self._write_metadata(target, document)
@@ -524,8 +528,11 @@ class _ClearSkyDownloadOperator(BaseOperator):
         writer.commit()
 
     def _finish_kept(self, target: _Target) -> bool:
-        """A complete download an earlier try kept because its metadata failed: verify it, write the metadata
-        and move it into place, without any request (True), or say there is none (False)."""
+        """Finish a complete download an earlier try kept because its metadata failed.
+
+        Verify it, write the metadata and move it into place, without any request (True), or say there is
+        none (False).
+        """
         assert target.final is not None
         found = storage.find_kept(target.final, target.key)
         if found is None:
@@ -575,7 +582,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
             self.log.info("Removed what killed earlier writers of %s left: %s", target.uri, ", ".join(removed))
 
     def _expected_bytes(self, target: _Target) -> int | None:
-        """The raster's uncompressed size from the estimate's area, when an estimate was made."""
+        """Return the raster's uncompressed size from the estimate's area, when an estimate was made."""
         area = (target.result.get("estimate") or {}).get("AreaEstimateKm2")
         resolution = target.settings.get("Resolution")
         if not isinstance(area, (int, float)) or not isinstance(resolution, int) or resolution <= 0:
@@ -609,7 +616,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
     # ------------------------------------------------------------------ upload mode
 
     def _execute_upload(self, targets: list[_Target]) -> str | list[str]:
-        """The API PUTs each file to ``upload_url`` (201, no body); the URL is never returned or logged."""
+        """Have the API PUT each file to ``upload_url`` (201, no body); the URL is never returned or logged."""
         host = urlsplit(str(self.upload_url)).hostname or "?"
         described = []
         with self._hook() as hook:
@@ -821,8 +828,9 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
 
 
 class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
-    """Download ClearSKY tiles and minitiles by GUID (grid-aligned), with the same guarantees as the
-    composite download: streamed, atomic, never twice, sidecar and STAC beside each file.
+    """Download ClearSKY tiles and minitiles by GUID (grid-aligned), with the composite download's guarantees.
+
+    Streamed, atomic, never twice, sidecar and STAC beside each file.
 
     :param tile_guid: one tile GUID or a list of them. Templated.
     :param minitile_guid: one minitile GUID or a list of them. Templated. (``mini_tile_guid`` is its

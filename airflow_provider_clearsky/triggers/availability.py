@@ -67,7 +67,7 @@ _REASONS = {
 
 
 def parse_day(value: Any, argument: str) -> dt.date:
-    """A date from a date, datetime, or ``YYYY-MM-DD[T...]`` text; ValueError naming ``argument`` if not."""
+    """Return a date from a date, datetime, or ``YYYY-MM-DD[T...]`` text; ValueError naming ``argument`` if not."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -123,10 +123,11 @@ class AvailabilitySpec:
 
     @property
     def is_window(self) -> bool:
+        """Tell whether the wait is for a window (``date_from``/``date_to``) rather than listed dates."""
         return self.dates is None
 
     def days(self) -> list[dt.date]:
-        """The dates to wait for: the given ones, or every day of the window."""
+        """Return the dates to wait for: the given ones, or every day of the window."""
         if self.dates is not None:
             return sorted(set(self.dates))
         assert self.date_from is not None
@@ -135,7 +136,7 @@ class AvailabilitySpec:
         return [self.date_from + dt.timedelta(days=offset) for offset in range(count)]
 
     def request(self, day: dt.date | None = None) -> ImageryRequest:
-        """The ``composite/available`` request for ``day`` (raises InvalidRequestError on bad settings)."""
+        """Return the ``composite/available`` request for ``day`` (raises InvalidRequestError on bad settings)."""
         from airflow_provider_clearsky.models import ImageryRequest
 
         return ImageryRequest(
@@ -150,15 +151,18 @@ class AvailabilitySpec:
         )
 
     def search_request(self) -> AvailableDatesRequest:
+        """Return the ``search/available`` request that lists the window's produced dates."""
         from airflow_provider_clearsky.models import AvailableDatesRequest
 
         return AvailableDatesRequest(wkt=self.wkt, date_from=self.date_from, until=self.date_to)
 
     def describe(self) -> str:
+        """Return the dates (or window) and settings, for log lines and messages."""
         what = ", ".join(day.isoformat() for day in self.days()) if self.dates else f"{self.date_from}..{self.date_to}"
         return f"{what} ({self.model}, {'/'.join(self.satellite_constellations)})"
 
     def to_json(self) -> dict[str, Any]:
+        """Return the spec as JSON, to cross into the triggerer."""
         return {
             "wkt": self.wkt,
             "dates": [day.isoformat() for day in self.dates] if self.dates is not None else None,
@@ -175,6 +179,7 @@ class AvailabilitySpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AvailabilitySpec:
+        """Rebuild a spec from :meth:`to_json`'s output."""
         dates = data.get("dates")
         return cls(
             wkt=data["wkt"],
@@ -193,6 +198,8 @@ class AvailabilitySpec:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How a wait ended: ``success`` with the ready dates, or ``failure`` saying why it never can."""
+
     status: str  # "success" or "failure"
     message: str
     dates: list[str]
@@ -211,10 +218,11 @@ class AvailabilityTracker:
         return all(day in self.states for day in self.spec.days())
 
     def needs_search(self) -> bool:
-        """A window after its first full pass discovers produced dates through ``search/available``."""
+        """Tell whether to list produced dates through ``search/available`` (a window after its first pass)."""
         return self.spec.is_window and self.probed
 
     def to_check(self, produced: Iterable[dt.date] | None = None) -> list[dt.date]:
+        """Return the dates to check now: every unchecked one first, then the pending (produced ones, if known)."""
         days = self.spec.days()
         if not self.probed:
             return [day for day in days if day not in self.states]
@@ -225,15 +233,19 @@ class AvailabilityTracker:
         return [day for day in pending if day in listed]
 
     def record(self, day: dt.date, state: str) -> None:
+        """Record the state a check found for ``day``."""
         self.states[day] = state
 
     def dates_in(self, *states: str) -> list[dt.date]:
+        """Return the dates in any of ``states``, in order."""
         return [day for day in self.spec.days() if self.states.get(day) in states]
 
     def ready_dates(self) -> list[str]:
+        """Return the ready dates as ISO strings."""
         return [day.isoformat() for day in self.dates_in(READY)]
 
     def pending_dates(self) -> list[str]:
+        """Return the dates still awaited, as ISO strings."""
         return [day.isoformat() for day in self.spec.days() if self.states.get(day, PENDING) == PENDING]
 
     def _unreachable_text(self, days: list[dt.date]) -> str:
@@ -365,6 +377,7 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         self.backoff_factor = float(backoff_factor)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and the arguments that rebuild this trigger in the triggerer."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -378,6 +391,7 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait until the imagery is ready, can never be, or the deadline passes; then yield exactly one event."""
         event = await self._wait()
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
