@@ -854,10 +854,10 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if mini_tile_guid is not None:  # the old name; only whether it was given is read before rendering
+            minitile_guid = renamed_argument(self.task_id, "mini_tile_guid", "minitile_guid", mini_tile_guid, None)
         self.tile_guid = tile_guid
-        self.minitile_guid = renamed_argument(
-            self.task_id, "mini_tile_guid", "minitile_guid", mini_tile_guid, minitile_guid
-        )
+        self.minitile_guid = minitile_guid
 
     @staticmethod
     def _guids(value: str | Sequence[str] | None, argument: str = "tile_guid") -> list[str]:
