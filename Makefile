@@ -1,4 +1,4 @@
-# Every target sets up what it needs: a fresh machine needs only python3 (>= 3.10) and the package registries.
+# Every target sets up what it needs: a fresh machine needs only python3 (>= 3.11) and the package registries.
 PYTHON ?= python3
 # The supported range: both ends are tested, each in its own virtualenv.
 NEWEST_AIRFLOW ?= 3.3.2

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_clearsky.connection import UI_FIELD_BEHAVIOUR
-
 __version__ = "0.1.0"
 
 PACKAGE_NAME = "airflow-provider-clearsky"
@@ -16,6 +14,8 @@ _HOOK = "airflow_provider_clearsky.hooks.clearsky.ClearSkyHook"
 
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (the ``apache_airflow_provider`` entry point)."""
+    from airflow_provider_clearsky.connection import UI_FIELD_BEHAVIOUR
+
     return {
         "package-name": PACKAGE_NAME,
         "name": "ClearSKY Vision",

@@ -142,6 +142,12 @@ class AmbiguousOrderError(ClearSkyError):
     """
 
 
+class RetryableTaskError(ClearSkyError):
+    """A task step failed in a way a new try may fix (a transient fault left after the hook's own retries, a
+    download cut short). Airflow retries the task; nothing was paid for twice or left half-written.
+    """
+
+
 API_ERROR_CODES: dict[int, type[ClearSkyApiError]] = {
     992: ValidationFailedError,
     993: ValidationFailedError,

@@ -84,3 +84,22 @@ def write_dag(airflow_db: None) -> Iterator[object]:
     yield write
     for path in written:
         os.remove(path)
+
+
+#: The emulator's fixtures: a test that uses one (directly or through another fixture) talks HTTP on 127.0.0.1.
+EMULATOR_FIXTURES = frozenset({"clearsky_emulator", "clearsky_emulator_server", "clearsky_emulator_factory"})
+#: Folders whose every test talks HTTP to an emulator (some start their own, e.g. through the CLI).
+INTEGRATION_FOLDERS = ("tests/emulator/", "tests/integration/", "tests/examples/")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection, which reads the markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test that talks HTTP to the emulator, so ``-m "not integration"`` leaves it out.
+
+    A ``pytestmark`` in a conftest does nothing (pytest reads it in test modules only); this hook sees each
+    test's whole fixture closure instead.
+    """
+    for item in items:
+        uses_emulator = EMULATOR_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses_emulator or item.nodeid.startswith(INTEGRATION_FOLDERS):
+            item.add_marker(pytest.mark.integration)

@@ -6,13 +6,24 @@ The provider's hooks and operators never import it; it is for development, tests
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from .config import DEMO_API_KEY, AccountConfig, EmulatorConfig, LifecycleDurations
-
 if TYPE_CHECKING:
+    from .config import DEMO_API_KEY, AccountConfig, EmulatorConfig, LifecycleDurations
     from .control import Control
     from .server import EmulatorServer
+
+#: Public name -> the submodule that defines it, imported on first access: the pytest plugin, loaded in every
+#: pytest run of a project with the provider, imports this package and must not pay for any of it.
+_WHERE = {
+    "DEMO_API_KEY": "config",
+    "AccountConfig": "config",
+    "EmulatorConfig": "config",
+    "LifecycleDurations": "config",
+    "Control": "control",
+    "EmulatorServer": "server",
+}
 
 __all__ = [
     "DEMO_API_KEY",
@@ -25,12 +36,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "EmulatorServer":
-        from .server import EmulatorServer
-
-        return EmulatorServer
-    if name == "Control":
-        from .control import Control
-
-        return Control
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
     raise AttributeError(name)

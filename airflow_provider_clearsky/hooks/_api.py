@@ -127,7 +127,7 @@ def retrying_kwargs(policy: RetryPolicy, call: ApiCall[Any], *, asynchronous: bo
 
 
 def outcome_unknown(call: ApiCall[Any], error: ClearSkyError) -> ClearSkyError:
-    """A create POST that may have reached the server and got no definitive answer."""
+    """Return OrderOutcomeUnknownError for a create POST that may have reached the server unanswered, else ``error``."""
     unclear = (ServerError, TransportError, UnexpectedResponseError)
     if call.creates_order and isinstance(error, unclear) and _maybe_processed(error):
         return OrderOutcomeUnknownError(
@@ -213,7 +213,7 @@ def api_error(call: ApiCall[Any], response: httpx.Response, body: Any) -> ClearS
 
 
 def is_page(response: httpx.Response) -> bool:
-    """An HTML or plain-text page: a proxy's or load balancer's, never a file the API produced."""
+    """Tell an HTML or plain-text page (a proxy's or load balancer's), never a file the API produced."""
     content_type = response.headers.get("content-type", "").lower()
     return bool(content_type.startswith(("text/html", "text/plain", "application/xhtml")))
 
@@ -225,7 +225,7 @@ def is_json(response: httpx.Response) -> bool:
 
 
 def unexpected_response(call: ApiCall[Any], response: httpx.Response, what: str) -> UnexpectedResponseError:
-    """An answer that is not the API's: say what came (status, type, first bytes), never what it echoes."""
+    """Describe an answer that is not the API's: what came (status, type, first bytes), never what it echoes."""
     content_type = response.headers.get("content-type", "") or "none"
     body = _decode(response)
     if isinstance(body, dict):
@@ -275,7 +275,7 @@ def parse_response(call: ApiCall[T], response: httpx.Response) -> T:
 
 
 def raise_for_download(call: ApiCall[Any], response: httpx.Response) -> None:
-    """A download answer with a loaded JSON body is an error, whatever its status."""
+    """Raise the error of a download answer with a loaded JSON body, whatever its status."""
     body = _decode(response)
     if response.status_code >= 400 or (isinstance(_lower_keys(body), dict) and "succeeded" in _lower_keys(body)):
         raise api_error(call, response, body)
@@ -287,7 +287,7 @@ _FILENAME = re.compile(r'filename\s*=\s*("([^"]*)"|[^;]+)', re.IGNORECASE)
 
 
 def filename_from_disposition(header: str | None) -> str | None:
-    """The file name of a ``Content-Disposition`` header, stripped of any directory part."""
+    """Return the file name of a ``Content-Disposition`` header, stripped of any directory part."""
     if not header:
         return None
     from urllib.parse import unquote

@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 
 import httpx
 import tenacity
+from airflow.providers.common.compat.connection import get_async_connection
 
 from airflow_provider_clearsky import __version__
-from airflow_provider_clearsky._compat import BaseHook, aget_connection, airflow_version, mask_secret
+from airflow_provider_clearsky._compat import BaseHook, airflow_version, mask_secret
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR, ConnectionSettings
 from airflow_provider_clearsky.exceptions import ClearSkyError, NotFoundError
 from airflow_provider_clearsky.hooks import endpoints
@@ -105,6 +106,7 @@ class ClearSkyHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return how Airflow's connection form shows the ClearSKY fields."""
         return UI_FIELD_BEHAVIOUR
 
     def _accept(self, settings: ConnectionSettings) -> ConnectionSettings:
@@ -114,7 +116,7 @@ class ClearSkyHook(BaseHook):
 
     @property
     def settings(self) -> ConnectionSettings:
-        """The validated connection settings (the connection is read once, on first use)."""
+        """Return the validated connection settings (the connection is read once, on first use)."""
         if self._settings is None:
             conn = self.get_connection(self.clearsky_conn_id)
             self._accept(ConnectionSettings.from_connection(conn))
@@ -122,7 +124,7 @@ class ClearSkyHook(BaseHook):
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
-        """The settings, read without blocking the event loop.
+        """Return the settings, read without blocking the event loop.
 
         Reading a connection's extras and registering the key with the masker may call Airflow
         synchronously (Airflow 3.0 does, and refuses that inside a running event loop), so both run in a
@@ -131,7 +133,7 @@ class ClearSkyHook(BaseHook):
         if self._settings is None:
             from asgiref.sync import sync_to_async
 
-            conn = await aget_connection(self.clearsky_conn_id)
+            conn = await get_async_connection(self.clearsky_conn_id)
             settings = await sync_to_async(ConnectionSettings.from_connection)(conn)
             await sync_to_async(self._accept)(settings)
         assert self._settings is not None
@@ -139,6 +141,7 @@ class ClearSkyHook(BaseHook):
 
     @property
     def retry_policy(self) -> RetryPolicy:
+        """Return the retry policy: the one given, else the connection's (``max_retries`` overridable)."""
         if self._retry_policy is not None:
             return self._retry_policy
         settings = self.settings
@@ -171,20 +174,33 @@ class ClearSkyHook(BaseHook):
 
     @cached_property
     def client(self) -> httpx.Client:
+        """Return the sync ``httpx.Client``, created on first use."""
         return httpx.Client(transport=self._transport, **self._client_options(self.settings))
 
+    def get_conn(self) -> httpx.Client:
+        """Return the hook's ``httpx.Client``, ready for calls the hook has no method for.
+
+        It carries the connection's base URL, the API key header, the timeouts and the connection limit; it is
+        created on first use (no I/O until a request) and closed by :meth:`close`. Calls made through it bypass
+        the hook's retries and typed errors.
+        """
+        return self.client
+
     async def aget_client(self) -> httpx.AsyncClient:
+        """Return the ``httpx.AsyncClient``, created on first use without blocking the event loop."""
         if self._async_client is None:
             settings = await self.aget_settings()
             self._async_client = httpx.AsyncClient(transport=self._async_transport, **self._client_options(settings))
         return self._async_client
 
     def close(self) -> None:
+        """Close the sync client, if one was created; the next call opens a fresh one."""
         if "client" in self.__dict__:
             self.client.close()
             del self.__dict__["client"]
 
     async def aclose(self) -> None:
+        """Close the async client, if one was created."""
         if self._async_client is not None:
             await self._async_client.aclose()
             self._async_client = None
@@ -232,6 +248,7 @@ class ClearSkyHook(BaseHook):
         return self._retried(call, self._send_once)
 
     async def arun(self, call: ApiCall[T]) -> T:
+        """Send ``call`` with the retry policy and return its parsed ``Data`` (async :meth:`run`)."""
         return await self._aretried(call, self._asend_once)
 
     def _retried(self, call: ApiCall[T], attempt_once: Callable[[ApiCall[T]], R]) -> R:
@@ -263,43 +280,51 @@ class ClearSkyHook(BaseHook):
     # ----------------------------------------------------------------- account and catalogue
 
     def get_account_info(self) -> AccountInfo:
-        """Balances and limits of the key's account (``/api/account/info``, else ``/api/apikey/info``)."""
+        """Return balances and limits of the key's account (``/api/account/info``, else ``/api/apikey/info``)."""
         try:
             return self.run(endpoints.account_info())
         except NotFoundError:
             return self.run(endpoints.apikey_info())
 
     async def aget_account_info(self) -> AccountInfo:
+        """Return balances and limits of the key's account (async :meth:`get_account_info`)."""
         try:
             return await self.arun(endpoints.account_info())
         except NotFoundError:
             return await self.arun(endpoints.apikey_info())
 
     def get_tasking_models(self) -> list[TaskingModel]:
+        """Return the tasking models and their constellations (``/api/tasking/models``)."""
         return self.run(endpoints.tasking_models())
 
     async def aget_tasking_models(self) -> list[TaskingModel]:
+        """Return the tasking models (async :meth:`get_tasking_models`)."""
         return await self.arun(endpoints.tasking_models())
 
     def search_tiles(self, request: TileSearchRequest) -> TileSearchResult:
+        """Return the orderable tiles and minitiles of an area or of the given GUIDs (free)."""
         return self.run(endpoints.search_tiles(request))
 
     async def asearch_tiles(self, request: TileSearchRequest) -> TileSearchResult:
+        """Return the tiles and minitiles of a search (async :meth:`search_tiles`)."""
         return await self.arun(endpoints.search_tiles(request))
 
     def optimize_tiles(self, aoi: Aoi) -> OptimizedTiles:
+        """Return the cheapest tile and minitile cover of an area (free)."""
         return self.run(endpoints.optimize_tiles(aoi))
 
     async def aoptimize_tiles(self, aoi: Aoi) -> OptimizedTiles:
+        """Return the cheapest cover of an area (async :meth:`optimize_tiles`)."""
         return await self.arun(endpoints.optimize_tiles(aoi))
 
     # ----------------------------------------------------------------- orders
 
     def estimate_order(self, order: OrderRequest) -> OrderEstimate:
-        """Price and candidate image dates of an order; free, and identical in body to the create."""
+        """Return the price and candidate image dates of an order; free, and identical in body to the create."""
         return self.run(endpoints.estimate_order(order))
 
     async def aestimate_order(self, order: OrderRequest) -> OrderEstimate:
+        """Return an order's price and candidate dates (async :meth:`estimate_order`)."""
         return await self.arun(endpoints.estimate_order(order))
 
     def create_order(self, order: OrderRequest, *, tile_deduplication: bool = False) -> TaskOrder:
@@ -307,25 +332,31 @@ class ClearSkyHook(BaseHook):
         return self.run(endpoints.create_order(order, tile_deduplication))
 
     async def acreate_order(self, order: OrderRequest, *, tile_deduplication: bool = False) -> TaskOrder:
+        """Create (and pay for) an order (async :meth:`create_order`, never re-sent either)."""
         return await self.arun(endpoints.create_order(order, tile_deduplication))
 
     def list_orders(self, *, recurring_only: bool = False, include_expired: bool = False) -> list[TaskOrder]:
+        """Return the account's orders, optionally only recurring ones or with expired ones too."""
         return self.run(endpoints.list_orders(recurring_only, include_expired))
 
     async def alist_orders(self, *, recurring_only: bool = False, include_expired: bool = False) -> list[TaskOrder]:
+        """Return the account's orders (async :meth:`list_orders`)."""
         return await self.arun(endpoints.list_orders(recurring_only, include_expired))
 
     def get_order_details(self, guids: list[str]) -> list[TaskOrder]:
+        """Return the details of the orders with these GUIDs (unknown GUIDs are left out)."""
         return self.run(endpoints.order_details(guids))
 
     async def aget_order_details(self, guids: list[str]) -> list[TaskOrder]:
+        """Return the details of these orders (async :meth:`get_order_details`)."""
         return await self.arun(endpoints.order_details(guids))
 
     def get_order(self, order_guid: str) -> TaskOrder:
-        """One order's details; :class:`NotFoundError` if the account has no such order."""
+        """Return one order's details; :class:`NotFoundError` if the account has no such order."""
         return _only_order(order_guid, self.get_order_details([order_guid]))
 
     async def aget_order(self, order_guid: str) -> TaskOrder:
+        """Return one order's details (async :meth:`get_order`)."""
         return _only_order(order_guid, await self.aget_order_details([order_guid]))
 
     def cancel_order(self, order_guid: str) -> dict[str, Any]:
@@ -333,26 +364,33 @@ class ClearSkyHook(BaseHook):
         return self.run(endpoints.cancel_order(order_guid))
 
     async def acancel_order(self, order_guid: str) -> dict[str, Any]:
+        """Cancel an order or stop its renewal (async :meth:`cancel_order`)."""
         return await self.arun(endpoints.cancel_order(order_guid))
 
     # ----------------------------------------------------------------- imagery
 
     def search_available_dates(self, request: AvailableDatesRequest) -> AvailableDates:
+        """Return the dates with imagery for an area and a date range."""
         return self.run(endpoints.search_available_dates(request))
 
     async def asearch_available_dates(self, request: AvailableDatesRequest) -> AvailableDates:
+        """Return the dates with imagery (async :meth:`search_available_dates`)."""
         return await self.arun(endpoints.search_available_dates(request))
 
     def check_composite_available(self, request: ImageryRequest) -> CompositeAvailability:
+        """Return whether a composite for these exact settings can be downloaded now, and why not."""
         return self.run(endpoints.composite_available(request))
 
     async def acheck_composite_available(self, request: ImageryRequest) -> CompositeAvailability:
+        """Return a composite's availability (async :meth:`check_composite_available`)."""
         return await self.arun(endpoints.composite_available(request))
 
     def estimate_composite(self, request: ImageryRequest) -> CompositeEstimate:
+        """Return the processing units and area a composite download would cost (free)."""
         return self.run(endpoints.composite_estimate(request))
 
     async def aestimate_composite(self, request: ImageryRequest) -> CompositeEstimate:
+        """Return a composite's cost estimate (async :meth:`estimate_composite`)."""
         return await self.arun(endpoints.composite_estimate(request))
 
     # ----------------------------------------------------------------- downloads (streamed)
@@ -413,6 +451,7 @@ class ClearSkyHook(BaseHook):
         return self._stream(endpoints.download_composite(request))
 
     def astream_composite(self, request: ImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
+        """Produce and stream a composite (async :meth:`stream_composite`)."""
         return self._astream(endpoints.download_composite(request))
 
     def stream_tile(self, request: GridImageryRequest) -> AbstractContextManager[Download]:
@@ -420,6 +459,7 @@ class ClearSkyHook(BaseHook):
         return self._stream(endpoints.download_grid(request))
 
     def astream_tile(self, request: GridImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
+        """Stream a tile or minitile download (async :meth:`stream_tile`)."""
         return self._astream(endpoints.download_grid(request))
 
 

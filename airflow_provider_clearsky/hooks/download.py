@@ -39,7 +39,7 @@ class _DownloadBase:
 
 
 def _body_socket(response: httpx.Response) -> socket.socket | None:
-    """The socket the body arrives on, when reading it directly yields the body's bytes.
+    """Return the socket the body arrives on, when reading it directly yields the body's bytes.
 
     That holds for plain TCP and for TLS straight over TCP (``ssl.SSLSocket.recv`` decrypts), not for TLS
     inside a TLS proxy tunnel (the socket carries the outer encryption) nor for transports without a socket
@@ -70,7 +70,7 @@ class Download(_DownloadBase):
     """A streamed download answer (sync). Transport failures mid-body raise ``TransportError``."""
 
     def iter_bytes(self, chunk_size: int | None = CHUNK_SIZE) -> Iterator[bytes]:
-        """The body in chunks of ``chunk_size`` bytes, or as received from the network with ``None``.
+        """Yield the body in chunks of ``chunk_size`` bytes, or as received from the network with ``None``.
 
         ``None`` is the fastest way to stream a large file: when the body has a ``Content-Length`` and no
         content encoding, httpx parses the headers and the first piece of the body, and the rest is read
@@ -130,6 +130,7 @@ class AsyncDownload(_DownloadBase):
     """A streamed download answer (async)."""
 
     async def aiter_bytes(self, chunk_size: int | None = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Yield the body as :meth:`Download.iter_bytes` does, without blocking the event loop."""
         try:
             async for chunk in self._response.aiter_bytes(chunk_size):
                 yield chunk

@@ -47,23 +47,30 @@ def _raw(data: Any) -> dict[str, Any]:
 
 
 def account_info() -> ApiCall[AccountInfo]:
-    """The 2025 path; the hook falls back to the 2024 ``/api/apikey/info`` on 404 (conflict 4)."""
+    """Return the call for the account info at the 2025 path.
+
+    The hook falls back to the 2024 ``/api/apikey/info`` on 404 (conflict 4).
+    """
     return ApiCall("GET", "/api/account/info", AccountInfo.model_validate)
 
 
 def apikey_info() -> ApiCall[AccountInfo]:
+    """Return the call for the 2024 path of the account info, the fallback of :func:`account_info`."""
     return ApiCall("GET", "/api/apikey/info", AccountInfo.model_validate)
 
 
 def tasking_models() -> ApiCall[list[TaskingModel]]:
+    """Return the call that lists the tasking models."""
     return ApiCall("GET", "/api/tasking/models", _models)
 
 
 def search_tiles(request: TileSearchRequest) -> ApiCall[TileSearchResult]:
+    """Return the call that searches the tiles and minitiles of ``request``."""
     return ApiCall("POST", "/api/tasking/search/tiles", TileSearchResult.model_validate, json=request.to_payload())
 
 
 def optimize_tiles(aoi: Aoi) -> ApiCall[OptimizedTiles]:
+    """Return the call for the cheapest cover of ``aoi``; bad geometry raises InvalidRequestError."""
     try:
         wkt = order_wkt(aoi)
     except ValueError as error:
@@ -72,11 +79,12 @@ def optimize_tiles(aoi: Aoi) -> ApiCall[OptimizedTiles]:
 
 
 def estimate_order(order: OrderRequest) -> ApiCall[OrderEstimate]:
+    """Return the call that prices ``order``."""
     return ApiCall("POST", "/api/tasking/orders/estimate", OrderEstimate.model_validate, json=order.to_payload())
 
 
 def create_order_payload(order: OrderRequest, tile_deduplication: bool = False) -> dict[str, Any]:
-    """The create body: the estimate body plus ``TileDeduplication`` (grid orders only)."""
+    """Return the create body: the estimate body plus ``TileDeduplication`` (grid orders only)."""
     if tile_deduplication and not order.is_grid_order:
         raise InvalidRequestError(
             "invalid order",
@@ -89,6 +97,7 @@ def create_order_payload(order: OrderRequest, tile_deduplication: bool = False) 
 
 
 def create_order(order: OrderRequest, tile_deduplication: bool = False) -> ApiCall[TaskOrder]:
+    """Return the call that creates ``order`` (marked as creating one: never re-sent blindly)."""
     return ApiCall(
         "POST",
         "/api/tasking/orders",
@@ -99,18 +108,23 @@ def create_order(order: OrderRequest, tile_deduplication: bool = False) -> ApiCa
 
 
 def list_orders(recurring_only: bool = False, include_expired: bool = False) -> ApiCall[list[TaskOrder]]:
+    """Return the call that lists the account's orders."""
     params = {"recurringOnly": _flag(recurring_only), "getExpired": _flag(include_expired)}
     return ApiCall("GET", "/api/tasking/orders", _orders, params=params)
 
 
 def order_details(guids: list[str]) -> ApiCall[list[TaskOrder]]:
-    """POST with ``{"Guids": [...]}`` as the 2025 client does (the docs' GET has no documented parameter)."""
+    """Return the call for order details.
+
+    POST with ``{"Guids": [...]}`` as the 2025 client does (the docs' GET has no documented parameter).
+    """
     if not guids:
         raise InvalidRequestError("invalid order details request", field_errors={"Guids": ["name at least one order"]})
     return ApiCall("POST", "/api/tasking/orders/details", _orders, json={"Guids": list(guids)})
 
 
 def cancel_order(order_guid: str) -> ApiCall[dict[str, Any]]:
+    """Return the call that cancels an order; a blank GUID raises InvalidRequestError."""
     if not order_guid or not order_guid.strip():
         raise InvalidRequestError("invalid cancel request", field_errors={"taskOrderGuid": ["pass the order GUID"]})
     return ApiCall(
@@ -119,6 +133,7 @@ def cancel_order(order_guid: str) -> ApiCall[dict[str, Any]]:
 
 
 def search_available_dates(request: AvailableDatesRequest) -> ApiCall[AvailableDates]:
+    """Return the call that lists the dates with imagery for ``request``."""
     return ApiCall(
         "POST",
         "/api/satelliteimages/search/available",
@@ -128,6 +143,7 @@ def search_available_dates(request: AvailableDatesRequest) -> ApiCall[AvailableD
 
 
 def composite_available(request: ImageryRequest) -> ApiCall[CompositeAvailability]:
+    """Return the call that asks whether the composite of ``request`` can be downloaded."""
     return ApiCall(
         "POST",
         "/api/satelliteimages/process/composite/available",
@@ -137,6 +153,7 @@ def composite_available(request: ImageryRequest) -> ApiCall[CompositeAvailabilit
 
 
 def composite_estimate(request: ImageryRequest) -> ApiCall[CompositeEstimate]:
+    """Return the call that estimates the processing units of the composite of ``request``."""
     return ApiCall(
         "POST",
         "/api/satelliteimages/process/composite/estimate",
@@ -150,12 +167,13 @@ def _download(path: str, request: ImageryRequest) -> ApiCall[None]:
 
 
 def download_composite(request: ImageryRequest) -> ApiCall[None]:
+    """Return the paid call that produces the composite of ``request``."""
     if isinstance(request, GridImageryRequest):
         raise InvalidRequestError("invalid composite request", field_errors={"Wkt": ["composites take an area"]})
     return _download("/api/satelliteimages/process/composite", request)
 
 
 def download_grid(request: GridImageryRequest) -> ApiCall[None]:
-    """Tile or minitile download, by which GUID the request names."""
+    """Return the paid call that produces a tile or minitile, by which GUID the request names."""
     kind = "tile" if request.tile_guid is not None else "minitile"
     return _download(f"/api/satelliteimages/process/{kind}", request)

@@ -1,1 +1,1 @@
-"""operators"""
+"""Operators: order, cancel, find tiles and download imagery."""

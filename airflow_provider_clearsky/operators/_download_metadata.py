@@ -37,7 +37,7 @@ def request_key(settings: Mapping[str, Any]) -> str:
 
 
 def default_filename(kind: str, settings: Mapping[str, Any], key: str, guid: str | None = None) -> str:
-    """A deterministic name known before the request (the API's own name arrives only after paying).
+    """Return a deterministic name known before the request (the API's own name arrives only after paying).
 
     ``clearsky_<kind>[_<guid>]_<date>_<model>_<resolution>m_epsg<epsg>_<key[:12]>.tif``
     """
@@ -56,7 +56,7 @@ def default_filename(kind: str, settings: Mapping[str, Any], key: str, guid: str
 
 
 def filename_fields(kind: str, settings: Mapping[str, Any], key: str, guid: str | None) -> dict[str, Any]:
-    """The ``{placeholders}`` a ``filename`` template may use after Jinja rendering."""
+    """Return the ``{placeholders}`` a ``filename`` template may use after Jinja rendering."""
     return {
         "kind": kind,
         "guid": guid or "",
@@ -171,7 +171,7 @@ def stac_item(
     geometry: Mapping[str, Any] | None,
     sidecar: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A minimal STAC 1.0.0 Item for one downloaded file (asset href relative to the Item)."""
+    """Return a minimal STAC 1.0.0 Item for one downloaded file (asset href relative to the Item)."""
     request = sidecar.get("request") or {}
     properties: dict[str, Any] = {
         "datetime": f"{date}T00:00:00Z",

@@ -19,7 +19,7 @@ _SLOTS_LOCK = threading.Lock()
 
 
 def connection_slots(conn_id: str, base_url: str, limit: int) -> threading.BoundedSemaphore:
-    """The process-wide download semaphore of a connection (sized by the first caller's ``limit``)."""
+    """Return the process-wide download semaphore of a connection (sized by the first caller's ``limit``)."""
     with _SLOTS_LOCK:
         key = (conn_id, base_url)
         if key not in _SLOTS:
@@ -36,8 +36,11 @@ def human_bytes(count: float) -> str:
 
 
 class Progress:
-    """Logs bytes received at every ``step_percent`` of ``Content-Length`` or every ``interval`` seconds,
-    whichever comes first (only the interval when the length is unknown), and a summary at the end."""
+    """Log download progress, and a summary at the end.
+
+    Bytes received are logged at every ``step_percent`` of ``Content-Length`` or every ``interval`` seconds,
+    whichever comes first (only the interval when the length is unknown).
+    """
 
     def __init__(
         self,

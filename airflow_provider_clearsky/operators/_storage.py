@@ -54,12 +54,12 @@ PART_SIZE = 8 * 1024 * 1024
 
 
 def unwritable(error: BaseException) -> bool:
-    """True for errors that say the destination cannot be written (no retry can fix them)."""
+    """Tell errors that say the destination cannot be written (no retry can fix them)."""
     return isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno in UNWRITABLE_ERRNOS)
 
 
 def storage_path(location: str) -> ObjectStoragePath:
-    """An ``ObjectStoragePath`` for a destination; a plain local path is made absolute first.
+    """Return an ``ObjectStoragePath`` for a destination; a plain local path is made absolute first.
 
     ``s3://aws_default@bucket/key`` style URLs carry the Airflow connection id, as everywhere in Airflow.
     """
@@ -89,15 +89,17 @@ def is_local(path: ObjectStoragePath) -> bool:
 
 
 def uri_of(path: ObjectStoragePath) -> str:
-    """The URI returned to XCom: ``file:///abs/path`` for local files, the store's URL otherwise."""
+    """Return the URI given to XCom: ``file:///abs/path`` for local files, the store's URL otherwise."""
     if is_local(path):
         return f"file://{path.path}"
     return str(path)
 
 
 def _fs(path: ObjectStoragePath) -> AbstractFileSystem:
-    """The path's file system: Airflow's (with its connection) when Airflow registers the scheme, else
-    plain fsspec (``memory://`` and stores whose provider is not installed but whose fsspec package is)."""
+    """Return the path's file system: Airflow's (with its connection) when Airflow registers the scheme.
+
+    Else plain fsspec (``memory://`` and stores whose provider is not installed but whose fsspec package is).
+    """
     conn_id = (getattr(path, "storage_options", None) or {}).get("conn_id")
     if conn_id and type(path).__name__ != "ObjectStoragePath":
         from airflow.sdk.io.store import attach
@@ -120,7 +122,7 @@ def size_of(path: ObjectStoragePath) -> int:
 
 
 def sha256_of(path: ObjectStoragePath) -> str:
-    """The SHA-256 of a stored file, read back in blocks (flat memory)."""
+    """Return the SHA-256 of a stored file, read back in blocks (flat memory)."""
     digest = hashlib.sha256()
     with _fs(path).open(path.path, "rb") as handle:
         while block := handle.read(READ_BLOCK):
@@ -129,7 +131,7 @@ def sha256_of(path: ObjectStoragePath) -> str:
 
 
 def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
-    """A small JSON document, or None if it is missing or unreadable."""
+    """Return a small JSON document, or None if it is missing or unreadable."""
     try:
         with _fs(path).open(path.path, "rb") as handle:
             value = json.loads(handle.read().decode("utf-8"))
@@ -202,7 +204,7 @@ def kept_name(final: ObjectStoragePath, key: str, size: int, sha256: str) -> Obj
 
 
 def find_kept(final: ObjectStoragePath, key: str) -> tuple[ObjectStoragePath, int, str] | None:
-    """A complete download of ``key`` kept by an earlier try (path, size, SHA-256 from its name), if any."""
+    """Return a complete download of ``key`` kept by an earlier try (path, size, SHA-256 from its name), if any."""
     prefix = f".{final.name}.{key[:16]}."
     for name in _sibling_names(final):
         if name.startswith(prefix) and name.endswith(KEPT_SUFFIX):
@@ -265,7 +267,7 @@ def _mtime(local: str) -> float:
 
 
 def _unlocked(local: str) -> bool:
-    """True when no process holds the writer's lock on a local temporary file (its writer is gone)."""
+    """Tell whether no process holds the writer's lock on a local temporary file (its writer is gone)."""
     import fcntl
 
     try:
@@ -353,8 +355,10 @@ class BackgroundSha256:
         return self._hexdigest
 
     def close(self) -> None:
-        """Stop the helper thread without computing the digest (the download failed); no-op once the
-        digest is known."""
+        """Stop the helper thread without computing the digest (the download failed).
+
+        A no-op once the digest is known.
+        """
         if self._hexdigest is None:
             self._pending = []
             self._stop()
@@ -381,8 +385,11 @@ class _Sink:
 
 
 class _LocalSink(_Sink):
-    """A plain buffered file next to the final name, locked while written (so a later run can tell a dead
-    writer's leftover from a live one) and renamed into place: the fastest path on a local disk."""
+    """Write a plain buffered file next to the final name, then rename it into place (local disks).
+
+    The file is locked while written, so a later run can tell a dead writer's leftover from a live one. The
+    fastest path on a local disk.
+    """
 
     def __init__(self, final: ObjectStoragePath) -> None:
         import fcntl
@@ -420,8 +427,10 @@ class _LocalSink(_Sink):
 
 
 class _MoveSink(_Sink):
-    """Object stores without multipart commit (gcs, azure, ``memory://``): a temporary object, copied to the
-    final key once complete and then deleted."""
+    """Write a temporary object, copied to the final key once complete and then deleted.
+
+    For object stores without multipart commit (gcs, azure, ``memory://``).
+    """
 
     def __init__(self, final: ObjectStoragePath) -> None:
         fs = _fs(final)
@@ -452,9 +461,11 @@ class _MoveSink(_Sink):
 
 
 class _MultipartSink(_Sink):
-    """S3: a multipart upload to the final key itself, started before anything is paid, completed only
-    when every byte is in (the object then appears whole, at once), aborted otherwise. No temporary object,
-    no copy."""
+    """Write to S3 through a multipart upload to the final key itself.
+
+    Started before anything is paid, completed only when every byte is in (the object then appears whole,
+    at once), aborted otherwise. No temporary object, no copy.
+    """
 
     def __init__(self, final: ObjectStoragePath) -> None:
         self._fs: Any = _fs(final)

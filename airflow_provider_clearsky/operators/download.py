@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from airflow_provider_clearsky._compat import AirflowException, AirflowFailException, BaseOperator, mask_secret
+from airflow_provider_clearsky._compat import AirflowFailException, BaseOperator, mask_secret
 from airflow_provider_clearsky.exceptions import (
     ClearSkyError,
     InvalidRequestError,
     RateLimitedError,
+    RetryableTaskError,
     ServerError,
     TransportError,
 )
@@ -41,6 +42,7 @@ from airflow_provider_clearsky.operators import _storage as storage
 from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
@@ -100,8 +102,10 @@ def _invalid(error: InvalidRequestError, prefix: str = "invalid download setting
 
 def _api_failure(error: ClearSkyError, what: str) -> Exception:
     """Transient errors are raised for Airflow to retry; anything else fails the task for good."""
+    if isinstance(error, RetryableTaskError):  # already says what happened and that a retry helps
+        return error
     if isinstance(error, (RateLimitedError, ServerError, TransportError)):
-        return AirflowException(f"{what} failed, will be retried: {error}")
+        return RetryableTaskError(f"{what} failed, will be retried: {error}")
     return AirflowFailException(f"{what} failed: {error}")
 
 
@@ -190,8 +194,6 @@ class _ClearSkyDownloadOperator(BaseOperator):
         self.upload_url = upload_url
         self.chunk_size = chunk_size
         self.clearsky_conn_id = clearsky_conn_id
-        if isinstance(upload_url, str) and upload_url and "{{" not in upload_url:
-            mask_secret(upload_url)
 
     # ------------------------------------------------------------------ secrets
 
@@ -286,6 +288,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         if pending:
             self._download_all(pending)
         uris = [target.uri for target in targets]
+        self._written_uris = uris  # for OpenLineage, after the task
         self._annotate_outlets(context, targets)
         return uris if self._returns_list() or len(uris) != 1 else uris[0]
 
@@ -321,8 +324,10 @@ class _ClearSkyDownloadOperator(BaseOperator):
 
     @staticmethod
     def _check_destination_text(destination: Any) -> None:
-        """A destination a template rendered from nothing (``"None"``, ``""``, a ``None`` folder) would be paid
-        for and written to the worker's current directory: refused before paying."""
+        """Refuse, before paying, a destination a template rendered from nothing.
+
+        ``"None"``, ``""`` or a ``None`` folder would be paid for and written to the worker's current directory.
+        """
         if not isinstance(destination, (str, os.PathLike)):
             raise AirflowFailException(
                 f"destination: must be a folder path or URL as text, not {type(destination).__name__}"
@@ -359,7 +364,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
     # ------------------------------------------------------------------ never twice
 
     def _already_downloaded(self, target: _Target) -> bool:
-        """True if the final file is a complete download of this very request (nothing is sent then)."""
+        """Tell whether the final file is a complete download of this very request (nothing is sent then)."""
         assert target.final is not None
         if not storage.exists(target.final):
             return self._finish_kept(target)
@@ -487,7 +492,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         except ClearSkyError as error:
             raise _api_failure(error, f"downloading {target.kind} to {target.uri}") from None
         except storage.IncompleteDownloadError as error:
-            raise AirflowException(f"download of {target.uri} was cut short: {error}; will be retried") from None
+            raise RetryableTaskError(f"download of {target.uri} was cut short: {error}; will be retried") from None
         except storage.DestinationError as error:
             raise AirflowFailException(
                 f"destination: {target.uri} cannot be written ({error}). "
@@ -503,16 +508,18 @@ class _ClearSkyDownloadOperator(BaseOperator):
         self.log.info("Saved %s (%d bytes, SHA-256 %s)", target.uri, document["size"], document["sha256"])
 
     def _commit_with_metadata(self, target: _Target, writer: storage.AtomicWriter, document: dict[str, Any]) -> None:
-        """Sidecar and STAC first (a file at the final name always has its sidecar), then the file. If the
-        metadata cannot be written, the complete, paid bytes are kept beside the final name and a later try
-        writes only the metadata."""
+        """Write the sidecar and STAC first (a file at the final name always has its sidecar), then the file.
+
+        If the metadata cannot be written, the complete, paid bytes are kept beside the final name and a later
+        try writes only the metadata.
+        """
         assert target.final is not None
         try:
             self._write_metadata(target, document)
         except Exception as error:
             storage.remove(target.final.parent / (target.final.name + meta.SIDECAR_SUFFIX))
             kept = writer.keep(target.key)
-            raise AirflowException(
+            raise RetryableTaskError(
                 f"{target.uri}: the download is complete ({writer.size} bytes, SHA-256 {writer.sha256[:16]}...) and "
                 f"kept as {kept.name}, but its metadata could not be written ({type(error).__name__}: {error}). "
                 "The next try (or a re-run) writes only the metadata and moves the file into place; nothing is paid "
@@ -521,8 +528,11 @@ class _ClearSkyDownloadOperator(BaseOperator):
         writer.commit()
 
     def _finish_kept(self, target: _Target) -> bool:
-        """A complete download an earlier try kept because its metadata failed: verify it, write the metadata
-        and move it into place, without any request (True), or say there is none (False)."""
+        """Finish a complete download an earlier try kept because its metadata failed.
+
+        Verify it, write the metadata and move it into place, without any request (True), or say there is
+        none (False).
+        """
         assert target.final is not None
         found = storage.find_kept(target.final, target.key)
         if found is None:
@@ -572,7 +582,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
             self.log.info("Removed what killed earlier writers of %s left: %s", target.uri, ", ".join(removed))
 
     def _expected_bytes(self, target: _Target) -> int | None:
-        """The raster's uncompressed size from the estimate's area, when an estimate was made."""
+        """Return the raster's uncompressed size from the estimate's area, when an estimate was made."""
         area = (target.result.get("estimate") or {}).get("AreaEstimateKm2")
         resolution = target.settings.get("Resolution")
         if not isinstance(area, (int, float)) or not isinstance(resolution, int) or resolution <= 0:
@@ -606,7 +616,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
     # ------------------------------------------------------------------ upload mode
 
     def _execute_upload(self, targets: list[_Target]) -> str | list[str]:
-        """The API PUTs each file to ``upload_url`` (201, no body); the URL is never returned or logged."""
+        """Have the API PUT each file to ``upload_url`` (201, no body); the URL is never returned or logged."""
         host = urlsplit(str(self.upload_url)).hostname or "?"
         described = []
         with self._hook() as hook:
@@ -626,6 +636,22 @@ class _ClearSkyDownloadOperator(BaseOperator):
                 self.log.info("%s", text)
                 described.append(text)
         return described if self._returns_list() or len(described) != 1 else described[0]
+
+    # ------------------------------------------------------------------ lineage
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Return the files written (or found complete) as OpenLineage outputs, and the order as input.
+
+        Upload mode reports no output: the signed URL is a secret, and its host alone names no dataset.
+        """
+        from airflow_provider_clearsky.utils import openlineage
+
+        inputs = []
+        if self.order_guid:
+            base_url = self._hook().settings.base_url
+            inputs.append(openlineage.order_dataset_name(base_url, str(self.order_guid)))
+        outputs = [openlineage.file_dataset_name(uri) for uri in getattr(self, "_written_uris", [])]
+        return openlineage.operator_lineage(inputs, outputs)
 
     # ------------------------------------------------------------------ assets
 
@@ -802,8 +828,9 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
 
 
 class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
-    """Download ClearSKY tiles and minitiles by GUID (grid-aligned), with the same guarantees as the
-    composite download: streamed, atomic, never twice, sidecar and STAC beside each file.
+    """Download ClearSKY tiles and minitiles by GUID (grid-aligned), with the composite download's guarantees.
+
+    Streamed, atomic, never twice, sidecar and STAC beside each file.
 
     :param tile_guid: one tile GUID or a list of them. Templated.
     :param minitile_guid: one minitile GUID or a list of them. Templated. (``mini_tile_guid`` is its
@@ -827,10 +854,10 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if mini_tile_guid is not None:  # the old name; only whether it was given is read before rendering
+            minitile_guid = renamed_argument(self.task_id, "mini_tile_guid", "minitile_guid", mini_tile_guid, None)
         self.tile_guid = tile_guid
-        self.minitile_guid = renamed_argument(
-            self.task_id, "mini_tile_guid", "minitile_guid", mini_tile_guid, minitile_guid
-        )
+        self.minitile_guid = minitile_guid
 
     @staticmethod
     def _guids(value: str | Sequence[str] | None, argument: str = "tile_guid") -> list[str]:

@@ -22,7 +22,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_clearsky._compat import (
-    AirflowException,
     AirflowFailException,
     BaseOperator,
     ResumableJobMixin,
@@ -42,6 +41,7 @@ from airflow_provider_clearsky.operators import _order_settings as settings
 from airflow_provider_clearsky.utils import order_reuse
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from pydantic import JsonValue
 
@@ -68,7 +68,7 @@ _REQUIRED: Any = object()
 
 
 def utc_now() -> dt.datetime:
-    """The operators' notion of now (UTC). Tests replace it to agree with the emulator's clock."""
+    """Return the operators' notion of now (UTC). Tests replace it to agree with the emulator's clock."""
     return dt.datetime.now(dt.timezone.utc)
 
 
@@ -186,7 +186,7 @@ class _OrderSettingsOperator(_ClearSkyOperator):
         self.api_requests = api_requests
 
     def order_request(self) -> OrderRequest:
-        """The validated request, from the rendered settings; a bad setting fails the task (no retry)."""
+        """Return the validated request, from the rendered settings; a bad setting fails the task (no retry)."""
         from airflow_provider_clearsky.models import OrderRequest
 
         try:
@@ -211,8 +211,10 @@ class _OrderSettingsOperator(_ClearSkyOperator):
             raise AirflowFailException(f"{self.task_id}: invalid order settings: {error}") from None
 
     def _date_to(self) -> Any:
-        """``date_to``, where only a literal ``None`` or ``recurring=True`` asks for a recurring order: a
-        template that renders to ``"None"`` or ``""`` must not turn a historical order into a recurring one."""
+        """Return ``date_to``, where only a literal ``None`` or ``recurring=True`` asks for a recurring order.
+
+        A template that renders to ``"None"`` or ``""`` must not turn a historical order into a recurring one.
+        """
         date_to, recurring = self.date_to, self.recurring
         if recurring is not None:
             try:
@@ -268,6 +270,7 @@ class ClearSkyEstimateOrderOperator(_OrderSettingsOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Price the order (free) and return the small JSON summary."""
         request = self.order_request()
         try:
             estimate = self.hook.estimate_order(request)
@@ -375,6 +378,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
     # ------------------------------------------------------------------ execute
 
     def execute(self, context: Context) -> str:
+        """Check the settings, then adopt what an earlier try created or estimate, check the budget and create."""
         from airflow_provider_clearsky.hooks.endpoints import create_order_payload
 
         self._request = self.order_request()
@@ -414,7 +418,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
     # ------------------------------------------------------------------ ResumableJobMixin
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
-        """A GUID stored by an earlier try: adopt it unless the settings changed or the order failed."""
+        """Return the status of the order an earlier try stored: adopted unless the settings changed or it failed."""
         guid = str(external_id)
         record = self._load_record(context)
         try:
@@ -440,15 +444,19 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         return order.status
 
     def is_job_active(self, status: str) -> bool:
+        """Return False: placing the order is the whole job."""
         return False  # placing the order is the whole job; waiting for it is a sensor's work
 
     def is_job_succeeded(self, status: str) -> bool:
+        """Tell whether an earlier try's order can be adopted (it exists, has these settings and did not fail)."""
         return status not in ("NotFound", "SettingsChanged") and not settings.is_failed_status(status)
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
+        """Do nothing: waiting for the order is a sensor's work."""
         return None
 
     def get_job_result(self, external_id: JsonValue, context: Context) -> str:
+        """Store the order link, push its status and summary, and return the order GUID."""
         guid = str(external_id)
         order = self._order
         if order is None or order.guid.lower() != guid.lower():
@@ -463,10 +471,13 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         return order.guid
 
     def _check_charged_month(self, order: TaskOrder, estimated_at: dt.datetime) -> None:
-        """After a create that this try sent: if the API created the order in a later month than the estimate
+        """Fail loudly when the order was charged at a later month's price than estimated, above the budget.
+
+        After a create that this try sent: if the API created the order in a later month than the estimate
         was made in (the create was delayed past 00:00 UTC on the 1st, e.g. by retried 429s), it was charged
         at the new month's price; estimate again (free) and fail loudly, naming the order, above the budget.
-        The GUID is stored already, so a later try adopts the order instead of ordering again."""
+        The GUID is stored already, so a later try adopts the order instead of ordering again.
+        """
         created = order.created_date or utc_now()
         if settings.same_month(estimated_at, created):
             return
@@ -547,7 +558,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             self.log.warning("The create answer was lost (%s); looking the order up instead of sending again.", error)
             found = self._wait_for_order(new_record)
             if found is None:
-                raise AirflowException(
+                raise OrderOutcomeUnknownError(
                     f"The create request was sent but its outcome is unknown, and no new order with these settings "
                     f"appeared within {self.outcome_timeout:g} s. Nothing was sent twice. The next try looks again "
                     "before it creates."
@@ -597,6 +608,16 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             )
         self._push_order_xcoms(context, order, url)
         return order.guid
+
+    # ------------------------------------------------------------------ lineage
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Return the order created, adopted or reused as the OpenLineage output of the task."""
+        from airflow_provider_clearsky.utils import openlineage
+
+        order = getattr(self, "_order", None)
+        outputs = [] if order is None else [openlineage.order_dataset_name(self.hook.settings.base_url, order.guid)]
+        return openlineage.operator_lineage([], outputs)
 
     # ------------------------------------------------------------------ helpers
 
@@ -656,7 +677,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         )
 
     def _pick(self, found: list[TaskOrder]) -> TaskOrder | None:
-        """The one order this task may have created; more than one is a doubt that fails loudly."""
+        """Return the one order this task may have created; more than one is a doubt that fails loudly."""
         if len(found) > 1:
             raise AmbiguousOrderError(
                 f"{len(found)} orders could be the one this task created "
@@ -752,6 +773,7 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
         self.order_guid = order_guid
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Cancel the order (or stop its renewal) as its status allows; return what was done."""
         from airflow_provider_clearsky.models.orders import order_guid
 
         try:
@@ -786,7 +808,7 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
 
 
 def _order_from(answer: Any) -> TaskOrder | None:
-    """The cancel answer is the order in the emulator; the contract does not say, so accept anything."""
+    """Return the order in a cancel answer (as the emulator sends it); the contract does not say, so accept anything."""
     from airflow_provider_clearsky.models import TaskOrder
 
     if isinstance(answer, dict) and any(key.lower() == "taskorderguid" for key in answer):
@@ -839,6 +861,7 @@ class ClearSkySearchTilesOperator(_AoiOperator):
         self.tile_guid_for_minitiles = tile_guid_for_minitiles
 
     def execute(self, context: Context) -> dict[str, list[str]]:
+        """Return the tile and minitile GUIDs of the area or cells given."""
         from airflow_provider_clearsky.models import TileSearchRequest
 
         try:
@@ -869,6 +892,7 @@ class ClearSkyOptimizeTilesOperator(_AoiOperator):
     """
 
     def execute(self, context: Context) -> dict[str, list[str]]:
+        """Return the cheapest tile and minitile cover of the area."""
         from airflow_provider_clearsky.models.geometry import order_wkt
 
         given = [(name, value) for name, value in (("wkt", self.wkt), ("geojson", self.geojson)) if value]

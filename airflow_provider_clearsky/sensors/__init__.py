@@ -1,1 +1,1 @@
-"""sensors"""
+"""Sensors: wait for an order's status or for imagery."""

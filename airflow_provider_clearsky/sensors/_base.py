@@ -9,17 +9,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky._compat import (
-    AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
     BaseTrigger,
     PokeReturnValue,
-    default_deferrable,
+    conf,
 )
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
-from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
+from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError, RetryableTaskError
 from airflow_provider_clearsky.triggers._polling import FailedChecks, is_transient
 
 if TYPE_CHECKING:
@@ -28,14 +27,15 @@ if TYPE_CHECKING:
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 
 #: Extra time Airflow's own deferral timeout allows after the trigger's deadline (a backstop only: the
-#: trigger fires its own ``timeout`` event first, which is what makes ``soft_fail`` skip).
+#: trigger fires its own ``timeout`` event first, which names what was awaited).
 DEFERRAL_GRACE = dt.timedelta(minutes=5)
 
 
 class ClearSkyWaitFailed(AirflowFailException):
     """The thing waited for will never happen (order canceled/denied, imagery expired or not ordered).
 
-    Fails the task without retries, and is never turned into a skip by ``soft_fail`` (that is for timeouts).
+    Fails the task without retries; ``soft_fail`` turns it into a skip (Airflow's meaning), ``skip_on_timeout``
+    does not.
     """
 
 
@@ -44,31 +44,36 @@ class ClearSkyBaseSensor(BaseSensorOperator):
 
     * ``deferrable`` (default ``[operators] default_deferrable``): one check on the worker, then the wait
       moves to the triggerer; ``mode`` is then irrelevant.
-    * Terminal business failures raise :class:`ClearSkyWaitFailed` at once (no retries, no skip).
+    * Terminal business failures raise :class:`ClearSkyWaitFailed` at once (no retries).
     * Transient API errors (429, 5xx, timeouts, dropped connections), left after the hook's own retries, are
       logged and the wait goes on; authentication errors and bad input fail at once.
-    * ``timeout`` + ``soft_fail``: the task is skipped on timeout, and only on timeout.
+    * ``soft_fail`` keeps Airflow's meaning: the task is skipped instead of failed, on a timeout and on the
+      failures above, in every mode.
+    * ``skip_on_timeout``: the task is skipped on timeout only; every other failure still fails it.
     * ``exponential_backoff`` (default True here) grows the interval between checks up to ``max_wait``
       (default one hour), in every mode.
     """
 
+    template_fields: Sequence[str] = ("clearsky_conn_id",)
     ui_color = "#c9e4f6"
 
     def __init__(
         self,
         *,
         clearsky_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float = 300,
         exponential_backoff: bool = True,
         max_wait: dt.timedelta | float | None = dt.timedelta(hours=1),
+        skip_on_timeout: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             poke_interval=poke_interval, exponential_backoff=exponential_backoff, max_wait=max_wait, **kwargs
         )
         self.clearsky_conn_id = clearsky_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.deferrable = deferrable
+        self.skip_on_timeout = skip_on_timeout
         self._failures = FailedChecks()
 
     @cached_property
@@ -83,7 +88,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
         raise NotImplementedError
 
     def _waiting_for(self) -> str:
-        """What the sensor waits for, for its timeout message."""
+        """Return what the sensor waits for, for its timeout message."""
         return self.task_id
 
     def _poll_settings(self) -> dict[str, float]:
@@ -99,7 +104,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if self.deferrable:
             # One check first: no trip through the triggerer when the wait is already over.
-            done = self.poke(context)
+            done = self._first_check(context)
             if isinstance(done, PokeReturnValue):
                 if done.is_done:
                     return done.xcom_value
@@ -115,30 +120,38 @@ class ClearSkyBaseSensor(BaseSensorOperator):
         try:
             return super().execute(context)
         except AirflowSensorTimeout as timeout:
+            if self.skip_on_timeout:
+                raise AirflowSkipException(f"{self._timeout_message()} (skip_on_timeout: skipped)") from timeout
             raise AirflowSensorTimeout(self._timeout_message()) from timeout
         except AirflowSkipException as skip:
-            if skip.__cause__ is None and str(skip).startswith("Sensor has timed out"):  # soft_fail
+            failure = skip.__cause__
+            if failure is None:  # Airflow's timeout skip (soft_fail): say what was awaited
                 raise AirflowSkipException(f"{self._timeout_message()} (soft_fail: skipped)") from skip
-            raise self._not_a_skip(skip) from skip.__cause__
+            flag = "soft_fail" if self.soft_fail else "never_fail"
+            raise AirflowSkipException(f"{failure} ({flag}: skipped)") from failure  # say what failed
+
+    def _first_check(self, context: Context) -> bool | PokeReturnValue:
+        """Run the deferrable mode's check on the worker, failing or skipping as Airflow's poke loop would."""
+        try:
+            return self.poke(context)
+        except AirflowFailException as failure:
+            if self.soft_fail or self.never_fail:
+                flag = "soft_fail" if self.soft_fail else "never_fail"
+                raise AirflowSkipException(f"{failure} ({flag}: skipped)") from failure
+            raise
 
     def _timeout_message(self) -> str:
         """Airflow's timeout, with what was awaited and, when the checks kept failing, their last error."""
         return f"timed out after {float(self.timeout):g} s waiting for {self._waiting_for()}{self._failures.note()}"
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Airflow's resumption (``soft_fail`` skips any failure), plus ``skip_on_timeout`` for the backstop."""
         try:
             return super().resume_execution(next_method, next_kwargs, context)
-        except AirflowSkipException as skip:
-            raise self._not_a_skip(skip) from skip.__cause__
-
-    def _not_a_skip(self, skip: AirflowSkipException) -> BaseException:
-        """Airflow's soft_fail turns any failure into a skip; this provider skips on timeouts only."""
-        cause = skip.__cause__
-        if self.never_fail or cause is None or isinstance(cause, AirflowSensorTimeout):
-            return skip
-        if type(cause).__name__ == "TaskDeferralTimeout":
-            return skip
-        return cause
+        except AirflowSensorTimeout as timeout:  # Airflow's deferral timeout, after the trigger's own deadline
+            if self.soft_fail or self.skip_on_timeout:
+                raise AirflowSkipException(f"{timeout} (skipped)") from timeout
+            raise
 
     def call_api(self, what: str, call: Any, *args: Any) -> Any:
         """Run one hook call for a poke: transient errors mean "not yet", fatal ones fail the task."""
@@ -158,7 +171,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
     def finish(self, event: dict[str, Any] | None) -> dict[str, Any]:
         """Turn a trigger event into failure, timeout or success (returns the event on success)."""
         if not event or "status" not in event:
-            raise AirflowException(f"unexpected trigger event: {event!r}")
+            raise RetryableTaskError(f"unexpected trigger event: {event!r}")
         status = event["status"]
         message = str(event.get("message") or status)
         if status == "success":
@@ -167,16 +180,17 @@ class ClearSkyBaseSensor(BaseSensorOperator):
         if status == "failure":
             raise ClearSkyWaitFailed(message)
         if status == "timeout":
-            if self.soft_fail:
-                raise AirflowSkipException(f"{message} (soft_fail: skipped)")
+            if self.soft_fail or self.skip_on_timeout:
+                flag = "soft_fail" if self.soft_fail else "skip_on_timeout"
+                raise AirflowSkipException(f"{message} ({flag}: skipped)")
             raise AirflowSensorTimeout(message)
         if event.get("retryable", True):
-            raise AirflowException(message)
+            raise RetryableTaskError(message)
         raise AirflowFailException(message)
 
 
 def as_list(value: Any) -> list[Any] | None:
-    """A templated list that may arrive rendered as text: JSON list, comma-separated, or one item."""
+    """Return a templated list that may arrive rendered as text (JSON list, comma-separated, or one item)."""
     if value is None:
         return None
     if isinstance(value, str):

@@ -96,9 +96,12 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks at first (default 600), growing with ``exponential_backoff``
         up to ``max_wait`` (default one hour).
+    :param skip_on_timeout: skip the task when ``timeout`` passes, and only then (``soft_fail`` keeps
+        Airflow's meaning: skip on any failure).
     """
 
     template_fields: Sequence[str] = (
+        *ClearSkyBaseSensor.template_fields,
         "wkt",
         "geojson",
         "dates",
@@ -149,6 +152,16 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
             raise ValueError("give either dates, or a window date_from/date_to, not both")
         if dates is None and (date_from is None or date_to is None):
             raise ValueError("give dates, or both date_from and date_to (e.g. the DAG run's month)")
+        # The API's names, accepted for one release (one name per concept across operators and sensors). Only
+        # whether they were given is read here: the values are rendered later, in execute.
+        if epsg_projection is not None:
+            epsg = renamed_argument(self.task_id, "epsg_projection", "epsg", epsg_projection, None)
+        if bandnames is not None:
+            bands = renamed_argument(self.task_id, "bandnames", "bands", bandnames, None)
+        if utm_data_selection_mode is not None:
+            utm_mode = renamed_argument(
+                self.task_id, "utm_data_selection_mode", "utm_mode", utm_data_selection_mode, None
+            )
         self.wkt = wkt
         self.geojson = geojson
         self.dates = dates
@@ -157,19 +170,16 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         self.ready_when = ready_when
         self.model = model
         self.satellite_constellations = satellite_constellations
-        # The API's names, accepted for one release (one name per concept across operators and sensors).
-        self.epsg = renamed_argument(self.task_id, "epsg_projection", "epsg", epsg_projection, epsg)
-        self.bands = renamed_argument(self.task_id, "bandnames", "bands", bandnames, bands)
-        self.utm_mode = renamed_argument(
-            self.task_id, "utm_data_selection_mode", "utm_mode", utm_data_selection_mode, utm_mode
-        )
+        self.epsg = epsg
+        self.bands = bands
+        self.utm_mode = utm_mode
         self.allow_partial = allow_partial
         self._tracker: AvailabilityTracker | None = None
 
     # ------------------------------------------------------------------ input
 
     def _spec(self) -> AvailabilitySpec:
-        """What to wait for, from the rendered arguments; bad input fails the task before any request."""
+        """Return what to wait for, from the rendered arguments; bad input fails the task before any request."""
         from airflow_provider_clearsky.models import ImageryRequest
         from airflow_provider_clearsky.models.geometry import imagery_wkt
 
@@ -231,6 +241,7 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     # ------------------------------------------------------------------ waiting
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Check once: the ready dates when the wait is over, False while it goes on; fail if it never can."""
         spec = self._spec()
         if self._tracker is None or self._tracker.spec != spec:
             # Poke mode keeps what it learnt between pokes; reschedule mode starts afresh each time.
@@ -280,6 +291,6 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
-        """Runs on a fresh instance when the trigger fires: the ready dates are in ``event``."""
+        """Return the ready dates from the trigger's ``event`` (runs on a fresh instance when the trigger fires)."""
         finished = self.finish(event)
         return list(finished.get("dates") or [])

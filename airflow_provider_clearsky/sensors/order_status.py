@@ -36,14 +36,14 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks at first (default 300); grows with ``exponential_backoff``
         up to ``max_wait`` (default one hour).
-    :param timeout: seconds before giving up (Airflow's sensor ``timeout``); with ``soft_fail`` the task is
-        then skipped.
+    :param timeout: seconds before giving up (Airflow's sensor ``timeout``); with ``soft_fail`` (any failure)
+        or ``skip_on_timeout`` (the timeout only) the task is then skipped.
 
     Returns (XCom) the order record: ``TaskOrderGuid``, ``OrderingProcessStatus``, ``Model``, ``From``,
     ``To``, ``SatelliteConstellations``, ``ImageFrequency``, ``ReferenceDate``, ``StorageMonths``, ...
     """
 
-    template_fields: Sequence[str] = ("order_guid", "target_statuses")
+    template_fields: Sequence[str] = (*ClearSkyBaseSensor.template_fields, "order_guid", "target_statuses")
 
     def __init__(
         self,
@@ -75,6 +75,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         return [str(status).strip() for status in targets if str(status).strip()] if targets else None
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Check once: the order record when it reached a target status, False while not; fail if it never will."""
         guid = self._guid()
         targets = self._targets()  # both checked before any request
         order = self.call_api(f"Reading ClearSKY order {guid}", self.hook.get_order, guid)
@@ -106,6 +107,6 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Runs on a fresh instance when the trigger fires: everything needed is in ``event``."""
+        """Return the order record from the trigger's ``event`` (runs on a fresh instance when the trigger fires)."""
         finished = self.finish(event)
         return finished.get("order")

@@ -1,1 +1,1 @@
-"""triggers"""
+"""Triggers: the deferrable sensors' waits, in the triggerer."""

@@ -107,7 +107,7 @@ class Backoff:
         self.current = self.initial
 
     def advance(self) -> float:
-        """The interval to wait now; the next one grows."""
+        """Return the interval to wait now; the next one grows."""
         value = self.current
         assert self.maximum is not None
         self.current = min(self.current * self.factor, self.maximum)
@@ -154,7 +154,7 @@ def _loop_state() -> _LoopState:
 
 @asynccontextmanager
 async def shared_hook(conn_id: str) -> AsyncIterator[ClearSkyHook]:
-    """The connection's hook shared by every trigger of this event loop; closed after its last user."""
+    """Yield the connection's hook shared by every trigger of this event loop; closed after its last user."""
     state = _loop_state()
     entry = state.hooks.get(conn_id)
     if entry is None:
@@ -203,7 +203,7 @@ class OrderWaiter:
         self._event.set()
 
     async def next(self) -> TaskOrder:
-        """The order as of the next poll; raises the poll's error when it cannot go on."""
+        """Return the order as of the next poll; raise the poll's error when it cannot go on."""
         await self._event.wait()
         self._event.clear()
         result, self._result = self._result, None

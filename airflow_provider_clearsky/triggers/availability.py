@@ -80,7 +80,7 @@ _REASONS = {
 
 
 def parse_day(value: Any, argument: str) -> dt.date:
-    """A date from a date, datetime, or ``YYYY-MM-DD[T...]`` text; ValueError naming ``argument`` if not."""
+    """Return a date from a date, datetime, or ``YYYY-MM-DD[T...]`` text; ValueError naming ``argument`` if not."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -136,10 +136,11 @@ class AvailabilitySpec:
 
     @property
     def is_window(self) -> bool:
+        """Tell whether the wait is for a window (``date_from``/``date_to``) rather than listed dates."""
         return self.dates is None
 
     def days(self) -> list[dt.date]:
-        """The dates to wait for: the given ones, or every day of the window."""
+        """Return the dates to wait for: the given ones, or every day of the window."""
         if self.dates is not None:
             return sorted(set(self.dates))
         assert self.date_from is not None
@@ -148,7 +149,7 @@ class AvailabilitySpec:
         return [self.date_from + dt.timedelta(days=offset) for offset in range(count)]
 
     def request(self, day: dt.date | None = None) -> ImageryRequest:
-        """The ``composite/available`` request for ``day`` (raises InvalidRequestError on bad settings)."""
+        """Return the ``composite/available`` request for ``day`` (raises InvalidRequestError on bad settings)."""
         from airflow_provider_clearsky.models import ImageryRequest
 
         return ImageryRequest(
@@ -163,16 +164,19 @@ class AvailabilitySpec:
         )
 
     def search_request(self) -> AvailableDatesRequest:
+        """Return the ``search/available`` request that lists the window's produced dates."""
         from airflow_provider_clearsky.models import AvailableDatesRequest
 
         days = self.days()
         return AvailableDatesRequest(wkt=self.wkt, date_from=days[0], until=days[-1])
 
     def describe(self) -> str:
+        """Return the dates (or window) and settings, for log lines and messages."""
         what = ", ".join(day.isoformat() for day in self.days()) if self.dates else f"{self.date_from}..{self.date_to}"
         return f"{what} ({self.model}, {'/'.join(self.satellite_constellations)})"
 
     def to_json(self) -> dict[str, Any]:
+        """Return the spec as JSON, to cross into the triggerer."""
         return {
             "wkt": self.wkt,
             "dates": [day.isoformat() for day in self.dates] if self.dates is not None else None,
@@ -189,6 +193,7 @@ class AvailabilitySpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AvailabilitySpec:
+        """Rebuild a spec from :meth:`to_json`'s output."""
         dates = data.get("dates")
         return cls(
             wkt=data["wkt"],
@@ -207,6 +212,8 @@ class AvailabilitySpec:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How a wait ended: ``success`` with the ready dates, or ``failure`` saying why it never can."""
+
     status: str  # "success" or "failure"
     message: str
     dates: list[str]
@@ -225,14 +232,17 @@ class AvailabilityTracker:
         return all(day in self.states for day in self.spec.days())
 
     def needs_search(self) -> bool:
-        """After the first full pass, one ``search/available`` tells which pending dates of a window (or of
-        several given dates) have been produced; not with ``allow_partial`` (a partial image may be ready
-        before the whole area is listed)."""
+        """Tell whether to list produced dates through one ``search/available`` first.
+
+        After the first full pass it tells which pending dates of a window (or of several given dates) have
+        been produced; not with ``allow_partial`` (a partial image may be ready before the whole area is listed).
+        """
         if not self.probed or self.spec.allow_partial:
             return False
         return self.spec.is_window or len(self.dates_in(PENDING)) > 1
 
     def to_check(self, produced: Iterable[dt.date] | None = None) -> list[dt.date]:
+        """Return the dates to check now: every unchecked one first, then the pending (produced ones, if known)."""
         days = self.spec.days()
         if not self.probed:
             return [day for day in days if day not in self.states]
@@ -243,6 +253,7 @@ class AvailabilityTracker:
         return [day for day in pending if day in listed]
 
     def record(self, day: dt.date, state: str) -> None:
+        """Record the state a check found for ``day``."""
         self.states[day] = state
 
     def skip_unscheduled(self, scheduled: set[dt.date] | None) -> None:
@@ -254,17 +265,20 @@ class AvailabilityTracker:
                 self.states[day] = NOT_SCHEDULED
 
     def needs_schedule(self) -> bool:
-        """A window's first pass: one list of the orders spares a request for each day they do not schedule
-        (given dates are asked about directly: they are usually image dates)."""
+        """Tell whether this is a window's first pass, where one list of the orders spares many requests.
+
+        The list spares a request for each day no order schedules (given dates are asked about directly: they
+        are usually image dates).
+        """
         return self.spec.is_window and not self.states
 
     def states_json(self) -> dict[str, str]:
-        """What is known so far, for the trigger's serialized state."""
+        """Return what is known so far, for the trigger's serialized state."""
         return {day.isoformat(): state for day, state in sorted(self.states.items())}
 
     @classmethod
     def resume(cls, spec: AvailabilitySpec, known: dict[str, str] | None) -> AvailabilityTracker:
-        """A tracker that starts from ``states_json()`` of an earlier check (unknown entries are dropped)."""
+        """Return a tracker that starts from ``states_json()`` of an earlier check (unknown entries dropped)."""
         tracker = cls(spec)
         days = set(spec.days())
         for text, state in (known or {}).items():
@@ -274,12 +288,15 @@ class AvailabilityTracker:
         return tracker
 
     def dates_in(self, *states: str) -> list[dt.date]:
+        """Return the dates in any of ``states``, in order."""
         return [day for day in self.spec.days() if self.states.get(day) in states]
 
     def ready_dates(self) -> list[str]:
+        """Return the ready dates as ISO strings."""
         return [day.isoformat() for day in self.dates_in(READY)]
 
     def pending_dates(self) -> list[str]:
+        """Return the dates still awaited, as ISO strings."""
         return [day.isoformat() for day in self.spec.days() if self.states.get(day, PENDING) == PENDING]
 
     def _unreachable_text(self, days: list[dt.date]) -> str:
@@ -335,7 +352,7 @@ def _state_of_error(error: ClearSkyError) -> str | None:
 
 
 def scheduled_days(orders: Iterable[TaskOrder], spec: AvailabilitySpec) -> set[dt.date] | None:
-    """The days of ``spec`` that some order of its model over its area schedules an image for.
+    """Return the days of ``spec`` that some order of its model over its area schedules an image for.
 
     ``None`` when that cannot be told from the orders (none of the model covers the area, or one lacks its
     area, cadence or reference date): then every day is asked. Orders of every status count, so the set is
@@ -457,6 +474,7 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         self.backoff_factor = float(backoff_factor)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and the arguments that rebuild this trigger in the triggerer."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -471,6 +489,7 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait until the imagery is ready, can never be, or the deadline passes; then yield exactly one event."""
         event = await self._wait()
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 

@@ -49,13 +49,13 @@ _RECORD_FIELDS = (
 
 
 def order_record(order: TaskOrder) -> dict[str, Any]:
-    """The order as small JSON with the API's field names (``TaskOrderGuid``, ``OrderingProcessStatus``, ...)."""
+    """Return the order as small JSON with the API's field names (``TaskOrderGuid``, ``OrderingProcessStatus``, ...)."""
     record: dict[str, Any] = order.model_dump(mode="json", by_alias=True, include=set(_RECORD_FIELDS))
     return record
 
 
 def target_statuses_for(order: TaskOrder, target_statuses: Collection[str] | None) -> set[str]:
-    """The statuses that end the wait: the caller's, else Completed (historical) or UpToDate (recurring)."""
+    """Return the statuses that end the wait: the caller's, else Completed (historical) or UpToDate (recurring)."""
     if target_statuses:
         return {status.lower() for status in target_statuses}
     default = OrderStatus.UP_TO_DATE if order.is_recurring else OrderStatus.COMPLETED
@@ -117,6 +117,7 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
         self.backoff_factor = float(backoff_factor)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and the arguments that rebuild this trigger in the triggerer."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -152,6 +153,7 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait for the order's target status, failure or the deadline, then yield exactly one event."""
         # The subscription is released before the event is yielded, so nothing is left behind whatever the
         # triggerer does with the generator afterwards.
         event = await self._wait()

@@ -1,4 +1,4 @@
-"""Is the area a server echoes for an order the area that was requested?
+"""Tell whether the area a server echoes for an order is the area that was requested.
 
 An order's answer echoes its area of interest, but not necessarily as sent: the docs bill orders by
 bounding-box extent, and the service may echo each polygon's bounding box, the whole AOI's box, a normalised
@@ -58,7 +58,7 @@ def _parse(wkt: str, name: str) -> BaseGeometry:
 
 
 def _area(geometry: BaseGeometry, name: str) -> BaseGeometry:
-    """The polygons of ``geometry``, made valid, as one geometry."""
+    """Return the polygons of ``geometry``, made valid, as one geometry."""
     import shapely
 
     polygons = [part for part in _flatten(geometry) if part.geom_type == "Polygon" and not part.is_empty]
@@ -75,7 +75,7 @@ def _flatten(geometry: BaseGeometry) -> list[BaseGeometry]:
 
 
 def _readings(requested: BaseGeometry) -> list[BaseGeometry]:
-    """The shapes a server may echo for ``requested``: itself, per-polygon boxes, per-part boxes, its box."""
+    """Return the shapes a server may echo for ``requested``: itself, per-polygon boxes, per-part boxes, its box."""
     import shapely
 
     area = _area(requested, "requested_wkt")

@@ -11,8 +11,6 @@ import pytest
 
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
 
-pytestmark = pytest.mark.integration
-
 STRATUS2 = ["Sentinel1", "Sentinel2", "Landsat89"]
 # A ~3.5 x 5.5 km field near Frankfurt (UTM 32N).
 POLY = "POLYGON ((8.60 50.10, 8.65 50.10, 8.65 50.15, 8.60 50.15, 8.60 50.10))"

@@ -20,8 +20,9 @@ import pytest
 import rasterio
 from rasterio.io import MemoryFile
 
-from airflow_provider_clearsky._compat import AirflowException, AirflowFailException
+from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
+from airflow_provider_clearsky.exceptions import RetryableTaskError
 from airflow_provider_clearsky.operators.download import (
     ClearSkyDownloadCompositeOperator,
     ClearSkyDownloadTileOperator,
@@ -247,7 +248,7 @@ def test_cut_short_body_leaves_no_file_and_the_retry_completes(
 ) -> None:
     emu.control.add_fault("truncate", path=COMPOSITE, method="POST", bytes=100_000)
 
-    with pytest.raises(AirflowException) as raised:
+    with pytest.raises(RetryableTaskError) as raised:
         composite(destination=str(tmp_path), chunk_size=16_384).execute({})
     assert not isinstance(raised.value, AirflowFailException)  # transient: Airflow retries it
     assert leftovers(tmp_path) == []  # no final file, no sidecar, no temporary file
@@ -264,7 +265,7 @@ def test_reset_connection_leaves_no_file_and_the_retry_completes(
     set_connection(monkeypatch, emu, max_retries=0)  # surface the reset instead of retrying inside the hook
     emu.control.add_fault("reset", path=COMPOSITE, method="POST")
 
-    with pytest.raises(AirflowException) as raised:
+    with pytest.raises(RetryableTaskError) as raised:
         composite(destination=str(tmp_path)).execute({})
     assert not isinstance(raised.value, AirflowFailException)
     assert leftovers(tmp_path) == []
@@ -278,7 +279,7 @@ def test_a_reset_after_sending_is_left_to_the_task_retry(emu: EmulatorHandle, or
     # After the request left, the client cannot tell a reset from a drop after the server charged: the hook
     # does not pay again on its own; the failure stays retryable and the task's retry downloads.
     emu.control.add_fault("reset", path=COMPOSITE, method="POST")
-    with pytest.raises(AirflowException, match=r"will be retried.*Connection reset") as raised:
+    with pytest.raises(RetryableTaskError, match=r"will be retried.*Connection reset") as raised:
         composite(destination=str(tmp_path)).execute({})
     assert not isinstance(raised.value, AirflowFailException)
     assert leftovers(tmp_path) == []

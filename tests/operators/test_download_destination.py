@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_clearsky._compat import AirflowException, AirflowFailException
+from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
+from airflow_provider_clearsky.exceptions import RetryableTaskError
 from airflow_provider_clearsky.operators import _storage as storage
 from tests._filesystems import fill, resize, tmpfs
 from tests.operators.test_download import COMPOSITE, composite, place_order, set_connection, settled_log
@@ -46,7 +47,7 @@ def download(folder: Path, tries: int = 2) -> str:
             return str(composite(destination=str(folder), filename=NAME).execute({}))
         except AirflowFailException:
             raise
-        except AirflowException:
+        except Exception:  # Airflow retries anything but AirflowFailException
             if attempt == tries:
                 raise
     raise AssertionError("unreachable")
@@ -79,7 +80,7 @@ def test_a_disk_that_fills_up_mid_download_is_paid_once_and_leaves_nothing(emu: 
 
 def test_a_complete_paid_file_is_kept_when_its_metadata_cannot_be_written(emu: EmulatorHandle, tmp_path: Path) -> None:
     (tmp_path / f"{NAME}.stac.json").mkdir()  # the STAC Item cannot be written there
-    with pytest.raises(AirflowException, match=r"download is complete .* kept as .*nothing is paid again") as caught:
+    with pytest.raises(RetryableTaskError, match=r"download is complete .* kept as .*nothing is paid again") as caught:
         composite(destination=str(tmp_path), filename=NAME).execute({})
     assert not isinstance(caught.value, AirflowFailException)  # a retry only writes the metadata
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -103,7 +104,7 @@ def test_a_full_disk_while_writing_metadata_keeps_the_paid_file_and_the_rerun_pa
 ) -> None:
     pages = -(-DOWNLOAD_BYTES // 4096)
     with tmpfs(tmp_path / "tight", size=pages * 4096) as folder:
-        with pytest.raises(AirflowException, match="kept as"):
+        with pytest.raises(RetryableTaskError, match="kept as"):
             composite(destination=str(folder), filename=NAME).execute({})
         resize(folder, 4 << 20)
         composite(destination=str(folder), filename=NAME).execute({})

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_clearsky._compat import AirflowException, AirflowFailException
+from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
+from airflow_provider_clearsky.exceptions import RetryableTaskError
 from tests.operators.test_download import COMPOSITE, composite, place_order, set_connection, settled_log
 
 pytestmark = pytest.mark.integration
@@ -139,7 +140,7 @@ def test_nothing_is_at_the_final_key_until_every_byte_is_in(emu: EmulatorHandle,
 
 def test_a_cut_download_leaves_no_object_and_no_open_upload(emu: EmulatorHandle, s3: Any) -> None:
     emu.control.add_fault("truncate", path=COMPOSITE, method="POST")
-    with pytest.raises(AirflowException, match=r"cut short|reset|closed|incomplete|protocol"):
+    with pytest.raises(RetryableTaskError, match=r"cut short|reset|closed|incomplete|protocol"):
         download()
     assert keys(s3) == [] and open_uploads(s3) == []
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_clearsky._compat import AirflowException, AirflowFailException, ResumableJobMixin
+from airflow_provider_clearsky._compat import AirflowFailException, ResumableJobMixin
+from airflow_provider_clearsky.exceptions import OrderOutcomeUnknownError
 from airflow_provider_clearsky.operators import orders
 from airflow_provider_clearsky.operators.orders import (
     ClearSkyCancelOrderOperator,
@@ -262,7 +263,7 @@ def test_unknown_outcome_with_no_order_is_retryable_and_the_retry_creates_once(e
     # The connection is reset before the server acts: the client cannot know, the order does not exist.
     emu.control.add_fault("reset", path="/api/tasking/orders", method="POST")
     store = DictStore()
-    with pytest.raises(AirflowException, match="outcome is unknown") as failure:
+    with pytest.raises(OrderOutcomeUnknownError, match="outcome is unknown") as failure:
         create_op(emu, outcome_timeout=0.5).execute(context(FakeTI(1), store))
     assert not isinstance(failure.value, AirflowFailException)
     assert emu.control.order_count() == 0

@@ -78,7 +78,7 @@ def test_expired_dates_fail_fast(emu: EmulatorHandle) -> None:
     place_order(storage_months=1)  # June imagery kept until 1 August
     emu.control.set_time(dt.datetime(2025, 8, 5, tzinfo=UTC))
     with pytest.raises(ClearSkyWaitFailed, match=r"2025-06-08: the imagery is outside its storage period"):
-        sensor(dates=["2025-06-08"], soft_fail=True).execute({})
+        sensor(dates=["2025-06-08"], skip_on_timeout=True).execute({})
     with pytest.raises(ClearSkyWaitFailed, match=r"2025-06-01"):
         sensor(date_from="2025-06-01", date_to="2025-06-30").execute({})
 

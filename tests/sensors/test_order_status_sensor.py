@@ -69,12 +69,20 @@ def test_configurable_target_statuses(emu: EmulatorHandle) -> None:
     assert record["OrderingProcessStatus"] == "Processing"
 
 
-def test_denied_order_fails_fast_even_with_soft_fail(emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_denied_order_fails_fast_or_skips_with_soft_fail(
+    emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, deferrable: bool
+) -> None:
     deny_account(emu, monkeypatch, deny=True)
     guid = place_order()
     emu.control.set_speed(HOUR)  # review takes one emulated hour
     with pytest.raises(ClearSkyWaitFailed, match=rf"{guid}.*Denied"):
-        sensor(guid, soft_fail=True).execute({})
+        sensor(guid, skip_on_timeout=True).execute({})
+    # denied by now: a deferrable sensor sees it at its first check, on the worker
+    # soft_fail keeps Airflow's meaning: skipped instead of failed, and the skip says why
+    with pytest.raises(AirflowSkipException, match=rf"{guid}.*Denied.*soft_fail: skipped") as skip:
+        sensor(guid, soft_fail=True, deferrable=deferrable).execute({})
+    assert isinstance(skip.value.__cause__, ClearSkyWaitFailed)
 
 
 def test_cancelled_order_fails_fast(emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,12 +95,14 @@ def test_cancelled_order_fails_fast(emu: EmulatorHandle, monkeypatch: pytest.Mon
     assert emu.control.request_count(DETAILS) == 1  # no second look
 
 
-def test_timeout_fails_or_skips_with_soft_fail(emu: EmulatorHandle) -> None:
+def test_timeout_fails_or_skips_with_soft_fail_or_skip_on_timeout(emu: EmulatorHandle) -> None:
     guid = place_order()  # the clock is frozen: it stays in Preparing
     with pytest.raises(AirflowSensorTimeout):
         sensor(guid, timeout=0.2).execute({})
-    with pytest.raises(AirflowSkipException):
+    with pytest.raises(AirflowSkipException, match="soft_fail: skipped"):
         sensor(guid, timeout=0.2, soft_fail=True).execute({})
+    with pytest.raises(AirflowSkipException, match=rf"waiting for ClearSKY order {guid}.*skip_on_timeout: skipped"):
+        sensor(guid, timeout=0.2, skip_on_timeout=True).execute({})
 
 
 def test_transient_faults_are_waited_out(emu: EmulatorHandle) -> None:
@@ -146,6 +156,30 @@ def test_deferrable_hands_the_wait_to_the_trigger(emu: EmulatorHandle) -> None:
         fresh.execute_complete({}, {"status": "error", "message": "401", "retryable": False})
 
 
+@pytest.mark.parametrize(
+    ("options", "timeout_skips", "failure_skips"),
+    [({}, False, False), ({"soft_fail": True}, True, True), ({"skip_on_timeout": True}, True, False)],
+)
+def test_deferred_events_fail_or_skip_as_airflow_says(
+    options: dict[str, Any], timeout_skips: bool, failure_skips: bool
+) -> None:
+    """Resumed from the trigger: soft_fail skips any failure (Airflow's meaning), skip_on_timeout only a timeout."""
+    guid = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+    events = {
+        "timeout": ({"status": "timeout", "message": "timed out"}, AirflowSensorTimeout, timeout_skips),
+        "failure": (
+            {"status": "failure", "message": "order ended with status Canceled"},
+            ClearSkyWaitFailed,
+            failure_skips,
+        ),
+        "fatal": ({"status": "error", "message": "401", "retryable": False}, AirflowFailException, failure_skips),
+    }
+    for event, failure, skips in events.values():
+        resumed = sensor(guid, deferrable=True, **options)
+        with pytest.raises(AirflowSkipException if skips else failure):
+            resumed.resume_execution("execute_complete", {"event": event}, {})  # type: ignore[arg-type]
+
+
 DAG_SOURCE = """
 import datetime as dt
 from airflow.sdk import DAG
@@ -162,7 +196,7 @@ with DAG("{dag_id}", schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
         timeout=60,
         retries=2,
         retry_delay=dt.timedelta(seconds=0),
-        soft_fail=True,
+        skip_on_timeout=True,
     )
 """
 
@@ -201,5 +235,5 @@ def test_denied_order_fails_the_deferred_task_without_retries_or_skip(
     run = dag.test(run_conf={"order_guid": guid})
     assert run.state == "failed"
     ti = task_instance(dag_id, run.run_id, "wait")
-    assert ti.state == "failed"  # not skipped by soft_fail, not up for retry
+    assert ti.state == "failed"  # not skipped by skip_on_timeout, not up for retry
     assert ti.try_number == 1

@@ -13,7 +13,8 @@ import sys
 from airflow.sdk import DAG, BaseOperator, BaseSensorOperator
 deferred = ["shapely", "numpy", "airflow_provider_clearsky.hooks.clearsky", "airflow_provider_clearsky.models.orders",
             "airflow_provider_clearsky.models.imagery", "airflow_provider_clearsky.models.catalog",
-            "airflow_provider_clearsky.emulator.app", "fastapi"]
+            "airflow_provider_clearsky.emulator.app", "fastapi", "openlineage",
+            "airflow_provider_clearsky.utils.openlineage"]
 already = {name for name in deferred if name in sys.modules}  # what Airflow itself loads (fastapi on 3.0)
 from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator, ClearSkyCancelOrderOperator
 from airflow_provider_clearsky.operators.download import ClearSkyDownloadCompositeOperator
