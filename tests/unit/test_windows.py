@@ -90,3 +90,50 @@ def test_values_resolve_at_render_time_and_say_what_they_are() -> None:
 def test_a_run_without_any_moment_is_refused() -> None:
     with pytest.raises(ValueError, match="run_after"):
         window_for(context(), "month")
+
+
+COPENHAGEN_DAG = """
+import pendulum
+from airflow.sdk import DAG, task
+
+from airflow_provider_clearsky.utils.windows import previous_month
+
+month = previous_month()
+
+with DAG("clearsky_windows_copenhagen", schedule="@monthly", catchup=False,
+         start_date=pendulum.datetime(2025, 1, 1, tz="Europe/Copenhagen")) as dag:
+
+    @task
+    def window(first_day: str, last_day: str) -> list[str]:
+        return [first_day, last_day]
+
+    window(month.first_day, month.last_day)
+"""
+
+
+@pytest.mark.dag
+@pytest.mark.parametrize(
+    ("logical_date", "expected"),
+    [
+        # 00:00 on 1 July in Copenhagen (22:00 UTC on 30 June): the run of July, so June (D7 picked May).
+        (dt.datetime(2026, 6, 30, 22, 0, tzinfo=UTC), ["2026-06-01", "2026-06-30"]),
+        # 23:59 on 30 June in Copenhagen: still June there, so May.
+        (dt.datetime(2026, 6, 30, 21, 59, tzinfo=UTC), ["2026-05-01", "2026-05-31"]),
+    ],
+)
+def test_a_copenhagen_dag_run_on_either_side_of_local_midnight(
+    write_dag: Any, logical_date: dt.datetime, expected: list[str]
+) -> None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    dag = write_dag("clearsky_windows_copenhagen", COPENHAGEN_DAG)
+    run = dag.test(logical_date=logical_date)
+
+    assert run.state == "success"
+    with create_session() as session:
+        [row] = session.scalars(
+            select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "window")
+        ).all()
+        assert XComModel.deserialize_value(row) == expected
