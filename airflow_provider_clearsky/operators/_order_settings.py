@@ -34,14 +34,14 @@ NOTICE_MARKERS = ("attribution", "licen", "provenance", "notice")
 
 
 def as_int(name: str, value: Any) -> Any:
-    """A templated whole number arrives as text ("7"); anything else is left for the model to judge."""
+    """Return a templated whole number given as text ("7") as an int; leave anything else to the model."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     return value
 
 
 def as_bool(name: str, value: Any, *, strict: bool = False) -> bool:
-    """True or false, also as rendered text; ``strict`` refuses ``""``/``"None"`` instead of reading false."""
+    """Return True or False, also from rendered text; ``strict`` refuses ``""``/``"None"`` instead of reading false."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
@@ -55,8 +55,11 @@ def as_bool(name: str, value: Any, *, strict: bool = False) -> bool:
 
 
 def as_cost(name: str, value: Any) -> float | None:
-    """A budget in the order's currency. Only a literal Python ``None`` means "no limit": a template that
-    renders to ``"None"`` or ``""`` (an unset param) is refused, never read as "no budget"."""
+    """Return a budget in the order's currency.
+
+    Only a literal Python ``None`` means "no limit": a template that renders to ``"None"`` or ``""`` (an
+    unset param) is refused, never read as "no budget".
+    """
     if value is None:
         return None
     hint = "(or a literal None, not a text, for no limit)"
@@ -114,7 +117,7 @@ def notices(model: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _canonical(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload with its unordered lists (constellations, GUIDs) sorted and case-folded."""
+    """Return the payload with its unordered lists (constellations, GUIDs) sorted and case-folded."""
     canonical: dict[str, Any] = {}
     for key, value in payload.items():
         if key in ("SatelliteConstellations", "TileGuids", "MiniTileGuids") and isinstance(value, list):
@@ -126,7 +129,7 @@ def _canonical(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def order_fingerprint(create_payload: Mapping[str, Any]) -> str:
-    """A stable hash of every setting that defines an order: the create body, key order and list order aside.
+    """Return a stable hash of every setting that defines an order: the create body, key order and list order aside.
 
     Two bodies that order the same thing (same AOI text, GUIDs in another order, constellations in another
     order) have the same fingerprint; any other difference (a date, the frequency, storage, API requests,
@@ -189,7 +192,7 @@ def _same_set(a: Iterable[str] | None, b: Iterable[str] | None) -> bool:
 
 
 def request_geometry(request: OrderRequest) -> BaseGeometry | None:
-    """The polygon-mode AOI of a request as a shapely geometry (``None`` in tile mode)."""
+    """Return the polygon-mode AOI of a request as a shapely geometry (``None`` in tile mode)."""
     from airflow_provider_clearsky.models.geometry import parse_aoi
 
     if request.wkt is not None:
@@ -325,7 +328,7 @@ def equal_area_km2(geometry: BaseGeometry) -> float:
 
 
 def requested_area_km2(request: OrderRequest) -> float | None:
-    """The AOI's own area (each polygon counted as its own AOI), or ``None`` for tile orders."""
+    """Return the AOI's own area (each polygon counted as its own AOI), or ``None`` for tile orders."""
     from airflow_provider_clearsky.models.geometry import polygonal_parts
 
     geometry = request_geometry(request)
@@ -339,7 +342,7 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 
 
 def estimate_summary(request: OrderRequest, estimate: OrderEstimate) -> dict[str, Any]:
-    """The small JSON an estimate returns (and the create operator keeps in its order summary)."""
+    """Return the small JSON an estimate returns (and the create operator keeps in its order summary)."""
     requested = requested_area_km2(request)
     billed = estimate.area_km2
     ratio = round(billed / requested, 3) if billed is not None and requested else None
@@ -485,9 +488,11 @@ def cancel_result(
     after: TaskOrder | None,
     answered_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """What the cancel did, from the order as the API returns it afterwards (``after``) and the time its
-    answer came (``answered_at``), not from the plan made before it was sent: a DELETE delayed past 00:00
-    UTC on the 1st (retried 429s) takes effect after that month's renewal was charged."""
+    """Return what the cancel did, from the order as the API returns it afterwards and when its answer came.
+
+    Read from ``after`` and ``answered_at``, not from the plan made before it was sent: a DELETE delayed past
+    00:00 UTC on the 1st (retried 429s) takes effect after that month's renewal was charged.
+    """
     order = after if after is not None else before
     outcome, message = plan.outcome, plan.message
     coverage_until = plan.coverage_until

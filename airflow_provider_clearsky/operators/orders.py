@@ -622,9 +622,12 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
     # ------------------------------------------------------------------ helpers
 
     def _push_order_xcoms(self, context: Context, order: TaskOrder, url: str) -> None:
-        """``status_at_creation`` (what the order's status was when this task placed, adopted or reused it: the
-        order moves on, the sensor tells its current status) and ``order_summary``. ``order_status`` is the
-        same value under its old name, kept for one release."""
+        """Push ``status_at_creation`` and ``order_summary`` (and ``order_status``, see below) as XCom.
+
+        ``status_at_creation`` is what the order's status was when this task placed, adopted or reused it (the
+        order moves on; the sensor tells its current status). ``order_status`` is the
+        same value under its old name, kept for one release.
+        """
         ti = context["ti"]
         ti.xcom_push(key="status_at_creation", value=order.status)
         ti.xcom_push(key="order_status", value=order.status)

@@ -64,7 +64,7 @@ def _same_set(theirs: Iterable[str] | None, mine: Iterable[str] | None) -> bool:
 
 
 def differences(order: TaskOrder, request: OrderRequest, same_reference_date: bool = False) -> list[str]:
-    """What makes ``order`` a different order from ``request``, period aside (empty: the same)."""
+    """Return what makes ``order`` a different order from ``request``, period aside (empty: the same)."""
     reasons = []
     if order.is_failed:
         reasons.append(f"status {order.status}")
@@ -129,9 +129,12 @@ class ReusePlan:
 
 
 def plan_reuse(orders: Iterable[TaskOrder], request: OrderRequest, same_reference_date: bool = False) -> ReusePlan:
-    """Reuse the oldest order covering ``request``; else, for a recurring request with a renewing order that
-    starts later, the historical request for the months before it (itself reused when an order covers it).
-    ``same_reference_date``: the DAG set ``reference_date``, so an order must have that one too."""
+    """Plan to reuse the oldest order covering ``request``, or to order only what no order covers.
+
+    For a recurring request with a renewing order that starts later, that is the historical request for the
+    months before it (itself reused when an order covers it).
+    ``same_reference_date``: the DAG set ``reference_date``, so an order must have that one too.
+    """
     same = sorted((order for order in orders if not differences(order, request, same_reference_date)), key=_age)
     covering = [order for order in same if covers(order, request)]
     if covering:

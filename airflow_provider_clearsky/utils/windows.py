@@ -36,8 +36,11 @@ PARTS: tuple[Part, ...] = ("first_day", "last_day", "label", "month_start")
 
 @dataclass(frozen=True)
 class Window:
-    """A resolved window: ``first_day`` and ``last_day`` (inclusive), a ``label`` ("2026-06" or "2026-W26")
-    and ``month_start``, the first day of the month ``first_day`` is in (what an order's ``date_from`` needs)."""
+    """A resolved window of days, with its label.
+
+    ``first_day`` and ``last_day`` (inclusive), a ``label`` ("2026-06" or "2026-W26") and ``month_start``,
+    the first day of the month ``first_day`` is in (what an order's ``date_from`` needs).
+    """
 
     first_day: dt.date
     last_day: dt.date
@@ -45,6 +48,7 @@ class Window:
 
     @property
     def month_start(self) -> dt.date:
+        """Return the first day of the month ``first_day`` is in."""
         return self.first_day.replace(day=1)
 
     def as_strings(self) -> dict[str, str]:
@@ -58,7 +62,7 @@ class Window:
 
 
 def reference_moment(context: Mapping[str, Any]) -> DateTime:
-    """The moment a run stands for, on the DAG's clock (see the module text)."""
+    """Return the moment a run stands for, on the DAG's clock (see the module text)."""
     import pendulum
 
     moment = context.get("data_interval_end") or context.get("logical_date")
@@ -74,14 +78,14 @@ def reference_moment(context: Mapping[str, Any]) -> DateTime:
 
 
 def dag_timezone(context: Mapping[str, Any]) -> Any:
-    """The DAG's timezone (from its ``start_date``), UTC when the context has no DAG."""
+    """Return the DAG's timezone (from its ``start_date``), UTC when the context has no DAG."""
     dag = context.get("dag")
     timezone = getattr(dag, "timezone", None)
     return timezone if timezone is not None else "UTC"
 
 
 def previous_window(moment: dt.datetime, period: Period) -> Window:
-    """The last complete calendar month or ISO week strictly before ``moment``, on ``moment``'s own clock."""
+    """Return the last complete calendar month or ISO week before ``moment``, on ``moment``'s own clock."""
     import pendulum
 
     local = pendulum.instance(moment) if moment.tzinfo is not None else pendulum.instance(moment, tz="UTC")
@@ -98,7 +102,7 @@ def previous_window(moment: dt.datetime, period: Period) -> Window:
 
 
 def window_for(context: Mapping[str, Any], period: Period) -> Window:
-    """The window of the run in ``context``: for ``@task`` functions (``def f(**context)``)."""
+    """Return the window of the run in ``context``: for ``@task`` functions (``def f(**context)``)."""
     return previous_window(reference_moment(context), period)
 
 
@@ -111,6 +115,7 @@ class WindowValue:
         self.template = template
 
     def resolve(self, context: Mapping[str, Any]) -> str:
+        """Return the value for the running task's context (Airflow calls this when it renders arguments)."""
         values = window_for(context, self.period).as_strings()
         if self.template is None:
             return values[self.part]
@@ -121,6 +126,7 @@ class WindowValue:
         return str(text)
 
     def iter_references(self) -> tuple[()]:
+        """Return no upstream references: the value depends on the run only, like a DAG param."""
         return ()  # no upstream task: like a DAG param
 
     def __repr__(self) -> str:
@@ -147,8 +153,10 @@ class RunWindow:
         self.month_start = WindowValue(period, "month_start")
 
     def format(self, template: str) -> WindowValue:
-        """Text with ``{first_day}``, ``{last_day}``, ``{label}``, ``{month_start}`` filled in, after Jinja:
-        ``month.format("{{ params.destination }}/{label}")``."""
+        """Return text with ``{first_day}``, ``{last_day}``, ``{label}``, ``{month_start}`` filled in, after Jinja.
+
+        For example ``month.format("{{ params.destination }}/{label}")``.
+        """
         return WindowValue(self.period, "label", template)
 
     def __repr__(self) -> str:
@@ -156,13 +164,16 @@ class RunWindow:
 
 
 def previous_month() -> RunWindow:
-    """Last complete calendar month of the run: ``.first_day``, ``.last_day``, ``.label`` ("2026-06")."""
+    """Return the last complete calendar month of the run: ``.first_day``, ``.last_day``, ``.label`` ("2026-06")."""
     return RunWindow("month")
 
 
 def previous_week() -> RunWindow:
-    """Last complete ISO week (Monday to Sunday) of the run: ``.first_day``, ``.last_day``, ``.label``
-    ("2026-W26"), ``.month_start`` (the first day of the month the week starts in, for an order)."""
+    """Return the last complete ISO week (Monday to Sunday) of the run.
+
+    It has ``.first_day``, ``.last_day``, ``.label`` ("2026-W26"), ``.month_start`` (the first day of the
+    month the week starts in, for an order).
+    """
     return RunWindow("week")
 
 
