@@ -94,9 +94,10 @@ class ConnectionSettings:
             )
         extra = conn.extra_dejson or {}
         options = {name: _option(conn_id, name, extra.get(name), *spec) for name, spec in _EXTRA_OPTIONS.items()}
-        dashboard = str(extra.get("dashboard_url") or DEFAULT_DASHBOARD_URL).rstrip("/")
+        base_url = base_url_of(conn_id, conn.host, conn.port)
+        dashboard = str(extra.get("dashboard_url") or default_dashboard_url(base_url)).rstrip("/")
         return cls(
-            base_url=base_url_of(conn_id, conn.host, conn.port),
+            base_url=base_url,
             api_key=api_key,
             dashboard_url=dashboard,
             **options,
@@ -105,6 +106,13 @@ class ConnectionSettings:
     def order_url(self, order_guid: str) -> str:
         """Where a person sees an order in the ClearSKY dashboard."""
         return f"{self.dashboard_url}/orders/{order_guid}"
+
+
+def default_dashboard_url(base_url: str) -> str:
+    """The real dashboard; for a loopback base URL (the emulator) the emulator's own order pages."""
+    if is_loopback(urlsplit(base_url).hostname or ""):
+        return f"{base_url}/_emulator/dashboard"
+    return DEFAULT_DASHBOARD_URL
 
 
 def _option(conn_id: str, name: str, value: Any, kind: type, default: float, lowest: float) -> Any:

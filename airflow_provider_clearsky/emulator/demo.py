@@ -95,18 +95,13 @@ def running_emulator(start: dt.datetime | None, speed: float, faults: list[str] 
 
 
 def connection_json(emulator_url: str) -> str:
-    """``clearsky_default`` pointing at the emulator; its order links open the emulator's order view."""
-    from airflow import __version__ as airflow_version
+    """``clearsky_default`` pointing at the emulator, without extras (Airflow 3.0's triggerer breaks on them).
 
+    Its order links open the emulator's own order pages: a loopback base URL defaults ``dashboard_url`` there.
+    """
     from .config import DEMO_API_KEY
 
-    conn: dict[str, Any] = {"conn_type": "clearsky", "host": emulator_url, "password": DEMO_API_KEY}
-    # On Airflow 3.0 a connection with any extra breaks the deferrable sensors in the triggerer (reading
-    # extra_dejson masks secrets through a sync call inside the event loop: "You cannot use AsyncToSync in the
-    # same thread as an async event loop"); there the order link keeps the default dashboard address.
-    if not airflow_version.startswith("3.0."):
-        conn["extra"] = {"dashboard_url": f"{emulator_url}/_emulator"}
-    return json.dumps(conn)
+    return json.dumps({"conn_type": "clearsky", "host": emulator_url, "password": DEMO_API_KEY})
 
 
 def airflow_env(home: Path, examples: Path, emulator_url: str, poke_seconds: float) -> dict[str, str]:
