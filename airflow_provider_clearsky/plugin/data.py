@@ -87,10 +87,10 @@ def clearsky_conn_ids(records: Iterable[Record]) -> list[str]:
 
 
 def _resolves(conn_id: str) -> bool:
-    from airflow.models.connection import Connection
+    from airflow_provider_clearsky._compat import BaseHook
 
     try:
-        return Connection.get_connection_from_secrets(conn_id).conn_type == "clearsky"
+        return BaseHook.get_connection(conn_id).conn_type == "clearsky"
     except Exception:  # not defined anywhere (AirflowNotFoundException) or unreadable: not shown
         return False
 
