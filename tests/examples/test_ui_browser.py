@@ -46,7 +46,7 @@ def _playwright_missing() -> bool:
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.integration,
-    pytest.mark.timeout(540),
+    pytest.mark.timeout(900),
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason="Chromium is absent (/usr/bin/chromium): apt-get install -y chromium"
     ),
@@ -104,7 +104,7 @@ def test_clearsky_page_and_run_tab_in_chromium(tmp_path: Path) -> None:
 
     demo = Demo(tmp_path / "demo")
     try:
-        ready = demo.wait_for(r"Airflow is running at (\S+)\s+\(user admin, password (\S+)\)", timeout=150)
+        ready = demo.wait_for(r"Airflow is running at (\S+)\s+\(user admin, password (\S+)\)", timeout=360)
         url, password = ready.group(1), ready.group(2)
         emulator_url = demo.wait_for(r"ClearSKY emulator (http://127\.0\.0\.1:\d+)", timeout=5).group(1)
         token = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password}, timeout=15)
