@@ -385,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--paused", action="store_true", help="--standalone: leave every example paused")
     parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=180.0,
+        help="--standalone: seconds to wait for Airflow's API server to answer (180)",
+    )
+    parser.add_argument(
         "--clock-speed",
         type=float,
         default=None,
@@ -395,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         if args.standalone:
-            return run_standalone(workdir, args.port, args.clock_speed or 600.0, paused=args.paused)
+            return run_standalone(
+                workdir, args.port, args.clock_speed or 600.0, paused=args.paused, ready_timeout=args.ready_timeout
+            )
         return run_demo(workdir, args.clock_speed or 3600.0, args.fault, args.conf)
     except (DemoError, ValueError) as error:  # ValueError: a bad --fault spec
         print(f"demo: {error}", file=sys.stderr)

@@ -53,11 +53,11 @@ def group_alive(pgid: int) -> bool:
 class Demo:
     """``python -m airflow_provider_clearsky.demo --standalone --paused`` in its own process group."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra_args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
         env.pop("AIRFLOW_HOME", None)
         command = [sys.executable, "-m", "airflow_provider_clearsky.demo", "--standalone", "--paused"]
-        command += ["--port", str(free_port()), "--workdir", str(workdir)]
+        command += ["--port", str(free_port()), "--workdir", str(workdir), *extra_args]
         self.process = subprocess.Popen(
             command,
             cwd=REPO,

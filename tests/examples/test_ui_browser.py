@@ -102,7 +102,7 @@ def test_clearsky_page_and_run_tab_in_chromium(tmp_path: Path) -> None:
 
     from airflow_provider_clearsky.emulator.config import DEMO_API_KEY
 
-    demo = Demo(tmp_path / "demo")
+    demo = Demo(tmp_path / "demo", "--ready-timeout", "340")  # a busy machine starts Airflow slowly
     try:
         ready = demo.wait_for(r"Airflow is running at (\S+)\s+\(user admin, password (\S+)\)", timeout=360)
         url, password = ready.group(1), ready.group(2)
