@@ -132,7 +132,7 @@ def test_clearsky_page_and_run_tab_in_chromium(tmp_path: Path) -> None:
             frame = page.frame_locator("iframe").first
             frame.locator(".order-guid").first.wait_for(timeout=60_000)
             page.wait_for_load_state("networkidle")
-            _save(page, tmp_path, "clearsky-nav.png")
+            _save(page, tmp_path, "clearsky-page.png")  # the README's screenshot
             section = frame.locator("section.connection").first
             assert guid in section.locator("#orders").inner_text()
             row = section.locator("#orders tbody tr", has_text=guid)
@@ -140,10 +140,10 @@ def test_clearsky_page_and_run_tab_in_chromium(tmp_path: Path) -> None:
             assert row.locator(".file-count").inner_text() == str(len(files))
             assert "cancel within" in row.inner_text()
 
-            # The same page on its own (the README's screenshot).
+            # The same page at its own URL (how Airflow 3.0 shows it).
             page.goto(f"{url}/clearsky/")
             page.locator(".order-guid").first.wait_for()
-            _save(page, tmp_path, "clearsky-page.png")
+            _save(page, tmp_path, "clearsky-page-direct.png")
             assert DEMO_API_KEY not in page.content()
 
             # The DAG run's ClearSKY tab.
