@@ -39,7 +39,7 @@ def push(context: Any, kind: str, conn_id: str, order_guid: str | None, **fields
 
 
 def file_entry(document: dict[str, Any], skipped: bool) -> dict[str, Any]:
-    """A file of a ``files`` record, from the download's sidecar document."""
+    """Return a file of a ``files`` record, from the download's sidecar document."""
     request = document.get("request") or {}
     return {
         "uri": document.get("uri"),

@@ -660,7 +660,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
     # ------------------------------------------------------------------ what the UI shows
 
     def _record(self, context: Context, targets: list[_Target]) -> None:
-        """The files for the ClearSKY view, and the order link when the task knows its order."""
+        """Record the files for the ClearSKY view, and store the order link when the task knows its order."""
         guid = str(self.order_guid) if self.order_guid else None
         files = [records.file_entry(target.result, target.skipped) for target in targets]
         records.push(context, "files", self.clearsky_conn_id, guid, files=files)
