@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 NEWEST_STAMP := $(VENV)/.installed-$(NEWEST_AIRFLOW)
 OLDEST_STAMP := $(OLDEST_VENV)/.installed-$(OLDEST_AIRFLOW)
 PYTEST_ARGS ?= -q
+# The browser test drives Debian's chromium; it is skipped, saying so, where chromium cannot be installed.
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: venv test test-newest test-oldest lint typecheck demo airflow emulator bench clean
 
@@ -30,6 +32,10 @@ $(OLDEST_STAMP): pyproject.toml constraints/airflow-3.0.txt
 
 venv: $(NEWEST_STAMP)
 
+$(CHROMIUM):
+	-(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed (apt-get as root): the browser test will be skipped"
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -37,10 +43,10 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy airflow_provider_clearsky
 
-test-newest: venv
+test-newest: venv $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-oldest: $(OLDEST_STAMP)
+test-oldest: $(OLDEST_STAMP) $(CHROMIUM)
 	$(OLDEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 ## The README's test command: lint, types, then the whole suite on the newest and the oldest supported Airflow.

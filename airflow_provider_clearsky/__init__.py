@@ -14,7 +14,7 @@ _HOOK = "airflow_provider_clearsky.hooks.clearsky.ClearSkyHook"
 
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (the ``apache_airflow_provider`` entry point)."""
-    from airflow_provider_clearsky.connection import UI_FIELD_BEHAVIOUR
+    from airflow_provider_clearsky.connection import UI_FIELD_BEHAVIOUR, conn_fields
 
     return {
         "package-name": PACKAGE_NAME,
@@ -68,6 +68,7 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": _HOOK,
                 "hook-name": "ClearSKY Vision",
                 "ui-field-behaviour": {key.replace("_", "-"): value for key, value in UI_FIELD_BEHAVIOUR.items()},
+                "conn-fields": conn_fields(),
             }
         ],
     }

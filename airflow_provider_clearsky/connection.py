@@ -42,6 +42,44 @@ _EXTRA_OPTIONS: dict[str, tuple[type, float, float]] = {
     "retry_after_cap": (float, 300.0, 0.0),
 }
 
+# The form's typed fields for the extra options: label and help text.
+_FIELD_TEXT: dict[str, tuple[str, str]] = {
+    "timeout": ("Read timeout (s)", "Seconds to wait for an answer; downloads of large composites take long."),
+    "connect_timeout": ("Connect timeout (s)", "Seconds to wait for the connection to the API."),
+    "max_retries": ("Max retries", "Retries after the first attempt on 429, 5xx, timeouts (a paid call never)."),
+    "max_concurrent_connections": (
+        "Max concurrent connections",
+        "The hook never opens more; set it to your account's MaxConcurrentConnections.",
+    ),
+    "backoff_initial": ("Backoff initial (s)", "First wait between retries; doubles up to the maximum, with jitter."),
+    "backoff_max": ("Backoff max (s)", "Longest wait between retries."),
+    "retry_after_cap": ("Retry-After cap (s)", "Longest Retry-After the hook honours before giving up."),
+}
+DASHBOARD_HELP = (
+    "Where the ClearSKY order links point. Empty: the ClearSKY dashboard, or the emulator's own order pages when "
+    "the base URL is loopback."
+)
+EXTRA_PREFIX = "extra__clearsky__"  # how older Airflow forms stored the typed fields
+
+
+def conn_fields() -> dict[str, Any]:
+    """The typed connection-form fields, as provider info ``conn-fields`` (read by Airflow 3.2+)."""
+    fields: dict[str, Any] = {}
+    for name, (kind, default, lowest) in _EXTRA_OPTIONS.items():
+        label, help_text = _FIELD_TEXT[name]
+        number = "integer" if kind is int else "number"
+        fields[name] = {
+            "label": label,
+            "description": help_text,
+            "schema": {"type": [number, "null"], "default": kind(default), "minimum": kind(lowest)},
+        }
+    fields["dashboard_url"] = {
+        "label": "Dashboard URL",
+        "description": DASHBOARD_HELP,
+        "schema": {"type": ["string", "null"]},
+    }
+    return fields
+
 
 class ConnectionLike(Protocol):
     @property
@@ -92,11 +130,12 @@ class ConnectionSettings:
                     ]
                 },
             )
-        extra = conn.extra_dejson or {}
+        extra = _unprefixed(conn.extra_dejson or {})
         options = {name: _option(conn_id, name, extra.get(name), *spec) for name, spec in _EXTRA_OPTIONS.items()}
-        dashboard = str(extra.get("dashboard_url") or DEFAULT_DASHBOARD_URL).rstrip("/")
+        base_url = base_url_of(conn_id, conn.host, conn.port)
+        dashboard = str(extra.get("dashboard_url") or default_dashboard_url(base_url)).rstrip("/")
         return cls(
-            base_url=base_url_of(conn_id, conn.host, conn.port),
+            base_url=base_url,
             api_key=api_key,
             dashboard_url=dashboard,
             **options,
@@ -105,6 +144,48 @@ class ConnectionSettings:
     def order_url(self, order_guid: str) -> str:
         """Where a person sees an order in the ClearSKY dashboard."""
         return f"{self.dashboard_url}/orders/{order_guid}"
+
+
+def form_widgets() -> dict[str, Any]:
+    """The same fields as wtforms widgets, for Airflow before 3.2 (read only where Flask-AppBuilder is installed).
+
+    Airflow accepts only integer, string, password and boolean fields there: seconds are strings, converted
+    and checked when the connection is used.
+    """
+    from wtforms import IntegerField, StringField
+    from wtforms.validators import NumberRange, Optional
+
+    try:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+
+        widget: dict[str, Any] = {"widget": BS3TextFieldWidget()}
+    except ImportError:
+        widget = {}
+    widgets: dict[str, Any] = {}
+    for name, (kind, default, lowest) in _EXTRA_OPTIONS.items():
+        label, help_text = _FIELD_TEXT[name]
+        if kind is int:
+            checks = [Optional(), NumberRange(min=lowest)]
+            field = IntegerField(label, validators=checks, default=int(default), description=help_text, **widget)
+        else:
+            field = StringField(label, validators=[Optional()], default=f"{default:g}", description=help_text, **widget)
+        widgets[f"{EXTRA_PREFIX}{name}"] = field
+    widgets[f"{EXTRA_PREFIX}dashboard_url"] = StringField("Dashboard URL", description=DASHBOARD_HELP, **widget)
+    return widgets
+
+
+def _unprefixed(extra: dict[str, Any]) -> dict[str, Any]:
+    """The options, whether stored plainly or by a form under ``extra__clearsky__<name>`` (plain wins)."""
+    options = {key[len(EXTRA_PREFIX) :]: value for key, value in extra.items() if key.startswith(EXTRA_PREFIX)}
+    options.update({key: value for key, value in extra.items() if not key.startswith(EXTRA_PREFIX)})
+    return options
+
+
+def default_dashboard_url(base_url: str) -> str:
+    """The real dashboard; for a loopback base URL (the emulator) the emulator's own order pages."""
+    if is_loopback(urlsplit(base_url).hostname or ""):
+        return f"{base_url}/_emulator/dashboard"
+    return DEFAULT_DASHBOARD_URL
 
 
 def _option(conn_id: str, name: str, value: Any, kind: type, default: float, lowest: float) -> Any:

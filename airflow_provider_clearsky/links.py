@@ -30,6 +30,8 @@ class ClearSkyOrderLink(BaseOperatorLink):
     @classmethod
     def persist(cls, context: Any, url: str) -> None:
         """Store ``url`` as the link of the running task instance."""
-        ti = context["ti"]
+        ti = context.get("ti")
+        if ti is None:  # outside a task run: no task instance to link from
+            return
         ti.xcom_push(key=cls.url_xcom_key, value=url)
         ti.xcom_push(key=cls().xcom_key, value=url)

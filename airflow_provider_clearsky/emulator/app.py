@@ -671,8 +671,10 @@ def _optimize(body: AoiBody) -> dict[str, Any]:
 
 def _admin_routes(app: FastAPI, emulator: Emulator) -> None:
     from .control import Control
+    from .dashboard import add_dashboard_routes
 
     control = Control(emulator)
+    add_dashboard_routes(app, control)
 
     async def _json(request: Request) -> dict[str, Any]:
         raw = await request.body()

@@ -95,18 +95,13 @@ def running_emulator(start: dt.datetime | None, speed: float, faults: list[str] 
 
 
 def connection_json(emulator_url: str) -> str:
-    """``clearsky_default`` pointing at the emulator; its order links open the emulator's order view."""
-    from airflow import __version__ as airflow_version
+    """``clearsky_default`` pointing at the emulator, without extras (Airflow 3.0's triggerer breaks on them).
 
+    Its order links open the emulator's own order pages: a loopback base URL defaults ``dashboard_url`` there.
+    """
     from .config import DEMO_API_KEY
 
-    conn: dict[str, Any] = {"conn_type": "clearsky", "host": emulator_url, "password": DEMO_API_KEY}
-    # On Airflow 3.0 a connection with any extra breaks the deferrable sensors in the triggerer (reading
-    # extra_dejson masks secrets through a sync call inside the event loop: "You cannot use AsyncToSync in the
-    # same thread as an async event loop"); there the order link keeps the default dashboard address.
-    if not airflow_version.startswith("3.0."):
-        conn["extra"] = {"dashboard_url": f"{emulator_url}/_emulator"}
-    return json.dumps(conn)
+    return json.dumps({"conn_type": "clearsky", "host": emulator_url, "password": DEMO_API_KEY})
 
 
 def airflow_env(home: Path, examples: Path, emulator_url: str, poke_seconds: float) -> dict[str, str]:
@@ -390,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--paused", action="store_true", help="--standalone: leave every example paused")
     parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=180.0,
+        help="--standalone: seconds to wait for Airflow's API server to answer (180)",
+    )
+    parser.add_argument(
         "--clock-speed",
         type=float,
         default=None,
@@ -400,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         if args.standalone:
-            return run_standalone(workdir, args.port, args.clock_speed or 600.0, paused=args.paused)
+            return run_standalone(
+                workdir, args.port, args.clock_speed or 600.0, paused=args.paused, ready_timeout=args.ready_timeout
+            )
         return run_demo(workdir, args.clock_speed or 3600.0, args.fault, args.conf)
     except (DemoError, ValueError) as error:  # ValueError: a bad --fault spec
         print(f"demo: {error}", file=sys.stderr)

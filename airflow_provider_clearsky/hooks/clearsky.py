@@ -109,6 +109,13 @@ class ClearSkyHook(BaseHook):
         """Return how Airflow's connection form shows the ClearSKY fields."""
         return UI_FIELD_BEHAVIOUR
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Typed option fields for Airflow before 3.2 (3.2+ reads the provider info's ``conn-fields``)."""
+        from airflow_provider_clearsky.connection import form_widgets
+
+        return form_widgets()
+
     def _accept(self, settings: ConnectionSettings) -> ConnectionSettings:
         mask_secret(settings.api_key)
         self._settings = settings

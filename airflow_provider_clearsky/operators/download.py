@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import AirflowFailException, BaseOperator, mask_secret
 from airflow_provider_clearsky.exceptions import (
     ClearSkyError,
@@ -36,6 +37,7 @@ from airflow_provider_clearsky.exceptions import (
     ServerError,
     TransportError,
 )
+from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.operators import _download_metadata as meta
 from airflow_provider_clearsky.operators import _download_transfer as transfer
 from airflow_provider_clearsky.operators import _storage as storage
@@ -145,6 +147,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         "clearsky_conn_id",
     )
     ui_color = "#cfe8fc"
+    operator_extra_links = (ClearSkyOrderLink(),)
 
     def __init__(
         self,
@@ -290,6 +293,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         uris = [target.uri for target in targets]
         self._written_uris = uris  # for OpenLineage, after the task
         self._annotate_outlets(context, targets)
+        self._record(context, targets)
         return uris if self._returns_list() or len(uris) != 1 else uris[0]
 
     def _check_arguments(self) -> None:
@@ -652,6 +656,16 @@ class _ClearSkyDownloadOperator(BaseOperator):
             inputs.append(openlineage.order_dataset_name(base_url, str(self.order_guid)))
         outputs = [openlineage.file_dataset_name(uri) for uri in getattr(self, "_written_uris", [])]
         return openlineage.operator_lineage(inputs, outputs)
+
+    # ------------------------------------------------------------------ what the UI shows
+
+    def _record(self, context: Context, targets: list[_Target]) -> None:
+        """Record the files for the ClearSKY view, and store the order link when the task knows its order."""
+        guid = str(self.order_guid) if self.order_guid else None
+        files = [records.file_entry(target.result, target.skipped) for target in targets]
+        records.push(context, "files", self.clearsky_conn_id, guid, files=files)
+        if guid:
+            ClearSkyOrderLink.persist(context, self._hook().settings.order_url(guid))
 
     # ------------------------------------------------------------------ assets
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import (
     AirflowFailException,
     BaseOperator,
@@ -632,6 +633,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         ti.xcom_push(key="status_at_creation", value=order.status)
         ti.xcom_push(key="order_status", value=order.status)
         ti.xcom_push(key="order_summary", value=self._summary(order, url))
+        self._record(context, order)
 
     def _estimate(self) -> OrderEstimate:
         estimate = self.hook.estimate_order(self._request)
@@ -726,6 +728,27 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         dag_run = context.get("dag_run")
         start = getattr(dag_run, "start_date", None) or getattr(ti, "start_date", None)
         return settings.utc(start) if isinstance(start, dt.datetime) else None
+
+    def _record(self, context: Context, order: TaskOrder) -> None:
+        """Record the order and what this run paid for it, for the ClearSKY view.
+
+        The cost is None when the order was reused, or adopted from an earlier try whose estimate is gone.
+        """
+        estimate = self._estimate_summary or {}
+        records.push(
+            context,
+            "order",
+            self.clearsky_conn_id,
+            order.guid,
+            action="reused" if getattr(self, "_reused", False) else "adopted" if self._adopted else "created",
+            cost=estimate.get("current_month_cost"),
+            next_month_cost=estimate.get("next_month_cost"),
+            currency=estimate.get("currency"),
+            recurring=self._request.is_recurring,
+            model=self._request.model,
+            date_from=self._request.date_from.isoformat(),
+            date_to=self._request.date_to.isoformat() if self._request.date_to else None,
+        )
 
     def _summary(self, order: TaskOrder, url: str) -> dict[str, Any]:
         summary: dict[str, Any] = {

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnValue
 from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
 from airflow_provider_clearsky.models.enums import AUTO_UTM_EPSG
@@ -266,6 +267,7 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         if outcome.status == "failure":
             raise ClearSkyWaitFailed(outcome.message)
         self.log.info("%s", outcome.message)
+        records.push(context, "dates", self.clearsky_conn_id, None, dates=list(outcome.dates))
         return PokeReturnValue(is_done=True, xcom_value=outcome.dates)
 
     def _waiting_for(self) -> str:
@@ -292,5 +294,6 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
         """Return the ready dates from the trigger's ``event`` (runs on a fresh instance when the trigger fires)."""
-        finished = self.finish(event)
-        return list(finished.get("dates") or [])
+        dates = list(self.finish(event).get("dates") or [])
+        records.push(context, "dates", self.clearsky_conn_id, None, dates=dates)
+        return dates

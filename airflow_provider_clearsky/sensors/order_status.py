@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnValue
+from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed, as_list
 from airflow_provider_clearsky.triggers.order_status import (
     FAILURE,
@@ -44,6 +46,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     """
 
     template_fields: Sequence[str] = (*ClearSkyBaseSensor.template_fields, "order_guid", "target_statuses")
+    operator_extra_links = (ClearSkyOrderLink(),)
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         self.order_guid = order_guid
         self.target_statuses = target_statuses
         self._last_status: str | None = None
+        self._link_saved = False
 
     def _guid(self) -> str:
         from airflow_provider_clearsky.models.orders import order_guid
@@ -78,6 +82,9 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         """Check once: the order record when it reached a target status, False while not; fail if it never will."""
         guid = self._guid()
         targets = self._targets()  # both checked before any request
+        if not self._link_saved:  # at the first check, so a failed or timed-out wait shows it too
+            ClearSkyOrderLink.persist(context, self.hook.settings.order_url(guid))
+            self._link_saved = True
         order = self.call_api(f"Reading ClearSKY order {guid}", self.hook.get_order, guid)
         if order is None:
             return False
@@ -91,6 +98,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
             raise ClearSkyWaitFailed(message)
         assert status == SUCCESS
         self.log.info("%s (%s)", message, self.hook.settings.order_url(order.guid))
+        records.push(context, "status", self.clearsky_conn_id, order.guid, status=order.status)
         return PokeReturnValue(is_done=True, xcom_value=order_record(order))
 
     def _waiting_for(self) -> str:
@@ -108,5 +116,8 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Return the order record from the trigger's ``event`` (runs on a fresh instance when the trigger fires)."""
-        finished = self.finish(event)
-        return finished.get("order")
+        order = self.finish(event).get("order")
+        if isinstance(order, dict):
+            guid = order.get("TaskOrderGuid") or self.order_guid
+            records.push(context, "status", self.clearsky_conn_id, guid, status=order.get("OrderingProcessStatus"))
+        return order

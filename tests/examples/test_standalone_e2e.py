@@ -53,11 +53,11 @@ def group_alive(pgid: int) -> bool:
 class Demo:
     """``python -m airflow_provider_clearsky.demo --standalone --paused`` in its own process group."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra_args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
         env.pop("AIRFLOW_HOME", None)
         command = [sys.executable, "-m", "airflow_provider_clearsky.demo", "--standalone", "--paused"]
-        command += ["--port", str(free_port()), "--workdir", str(workdir)]
+        command += ["--port", str(free_port()), "--workdir", str(workdir), *extra_args]
         self.process = subprocess.Popen(
             command,
             cwd=REPO,
@@ -138,9 +138,10 @@ def test_monthly_example_through_the_rest_api_of_a_running_airflow(tmp_path: Pat
         links = api.get(f"/dags/{DAG_ID}/dagRuns/rest_api_e2e/taskInstances/create_order/links")
         assert links.status_code == 200, links.text
         link = links.json()["extra_links"]["ClearSKY order"]
-        assert link == f"{emulator_url}/_emulator/orders/{order_guid}"
-        order = httpx.get(link, timeout=10).json()["Data"]  # the link opens the order
-        assert order["TaskOrderGuid"] == order_guid and order["To"] is None
+        assert link == f"{emulator_url}/_emulator/dashboard/orders/{order_guid}"
+        page = httpx.get(link, timeout=10)  # the link opens the emulator's page of the order
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert order_guid in page.text and "recurring" in page.text
         downloads = [t for t in tis if t["task_id"] == "download"]
         assert downloads and all(t["state"] == "success" for t in downloads)
         assert sorted(t["rendered_map_index"] for t in downloads)[0].startswith(last_month.strftime("%Y-%m"))

@@ -108,3 +108,62 @@ def test_key_is_registered_with_the_secrets_masker(clearsky_connection, monkeypa
     monkeypatch.setattr(module, "mask_secret", masked.append)
     ClearSkyHook().settings  # noqa: B018 - reading the settings registers the key
     assert masked == [FAKE_API_KEY]
+
+
+def test_order_links_open_the_emulator_pages_for_a_loopback_base_url_and_the_dashboard_otherwise():
+    local = ConnectionSettings.from_connection(Conn(host="http://127.0.0.1:8089"))
+    assert local.order_url("abc") == "http://127.0.0.1:8089/_emulator/dashboard/orders/abc"
+    remote = ConnectionSettings.from_connection(Conn(host="https://api.clearsky.vision"))
+    assert remote.order_url("abc") == "https://dashboard.clearsky.vision/orders/abc"
+    chosen = ConnectionSettings.from_connection(Conn(host="http://127.0.0.1:1", extra={"dashboard_url": "https://d/"}))
+    assert chosen.order_url("abc") == "https://d/orders/abc"
+
+
+def test_options_saved_by_a_form_under_prefixed_names_are_read():
+    settings = ConnectionSettings.from_connection(
+        Conn(extra={"extra__clearsky__timeout": "30", "extra__clearsky__max_retries": 2, "max_retries": 3})
+    )
+    assert (settings.timeout, settings.max_retries) == (30.0, 3)  # the plain name wins
+
+
+def test_connection_form_has_typed_option_fields_with_defaults_and_help():
+    from airflow_provider_clearsky import get_provider_info
+    from airflow_provider_clearsky.connection import _EXTRA_OPTIONS
+
+    fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    assert set(fields) == {*_EXTRA_OPTIONS, "dashboard_url"}
+    assert fields["max_concurrent_connections"]["schema"] == {"type": ["integer", "null"], "default": 4, "minimum": 1}
+    assert fields["timeout"]["schema"]["default"] == 120.0 and fields["timeout"]["schema"]["type"][0] == "number"
+    assert all(field["label"] and field["description"] for field in fields.values())
+    for name, field in fields.items():  # every default is accepted as the option's value
+        if "default" in field["schema"]:
+            settings = ConnectionSettings.from_connection(Conn(extra={name: field["schema"]["default"]}))
+            assert getattr(settings, name) == field["schema"]["default"]
+
+
+def test_airflow_reads_the_typed_fields_into_its_connection_form():
+    from airflow.providers_manager import ProvidersManager
+
+    widgets = ProvidersManager().connection_form_widgets
+    if "extra__clearsky__timeout" not in widgets:
+        pytest.skip("before Airflow 3.2 the form fields come from the hook's widgets, which need Flask-AppBuilder")
+    assert widgets["extra__clearsky__max_retries"].field["value"] == 5
+    assert "MaxConcurrentConnections" in widgets["extra__clearsky__max_concurrent_connections"].field["description"]
+
+
+def test_form_widgets_for_airflow_before_3_2():
+    pytest.importorskip("wtforms", reason="wtforms comes with Flask-AppBuilder, which Airflow 3 does not install")
+    widgets = ClearSkyHook.get_connection_form_widgets()
+    assert set(widgets) == {
+        f"extra__clearsky__{name}"
+        for name in (
+            "timeout",
+            "connect_timeout",
+            "max_retries",
+            "max_concurrent_connections",
+            "backoff_initial",
+            "backoff_max",
+            "retry_after_cap",
+            "dashboard_url",
+        )
+    }
