@@ -236,6 +236,7 @@ class EmulatorASGI:
                 busy = emu.inflight[key] >= acct.config.max_concurrent_connections
                 if not busy:
                     emu.inflight[key] += 1
+                    emu.peak_inflight[key] = max(emu.peak_inflight[key], emu.inflight[key])
             if busy:
                 await self._concurrency_error(logging_send, acct.config.max_concurrent_connections)
                 return
@@ -325,6 +326,19 @@ class EmulatorASGI:
 
             await self.app(scope, receive, discard)
             await _abort(transport)
+            return
+        if kind == "hold_after_commit":
+            # Processed and committed now, answered only after ``delay``: the window in which a client that
+            # dies (a SIGKILLed worker) has paid or ordered without knowing it.
+            held: list[Message] = []
+
+            async def holding_send(message: Message) -> None:
+                held.append(message)
+
+            await self.app(scope, receive, holding_send)
+            await asyncio.sleep(fault.delay if fault.delay is not None else 1.0)
+            for message in held:
+                await send(message)
             return
         if kind == "truncate":
             state: dict[str, Any] = {"length": None, "sent": 0, "dead": False}
@@ -737,6 +751,15 @@ def _admin_routes(app: FastAPI, emulator: Emulator) -> None:
     @app.get("/_emulator/charges")
     async def admin_charges() -> JSONResponse:
         return ok(control.charges())
+
+    @app.get("/_emulator/concurrency")
+    async def concurrency_get() -> JSONResponse:
+        return ok({"PeakInFlight": control.peak_concurrency(), "InFlight": control.in_flight()})
+
+    @app.delete("/_emulator/concurrency")
+    async def concurrency_delete() -> JSONResponse:
+        control.reset_peak_concurrency()
+        return ok(None)
 
     @app.get("/_emulator/faults")
     async def faults_get() -> JSONResponse:

@@ -107,6 +107,21 @@ class Control:
     def download_count(self) -> int:
         return len(self.charges("download"))
 
+    # ---- concurrency
+    def peak_concurrency(self) -> int:
+        """The most ``/api`` requests of one key in flight at once since start, reset or the last
+        :meth:`reset_peak_concurrency` (requests refused for concurrency are not counted)."""
+        with self._emu.inflight_lock:
+            return max(self._emu.peak_inflight.values(), default=0)
+
+    def in_flight(self) -> int:
+        with self._emu.inflight_lock:
+            return sum(self._emu.inflight.values())
+
+    def reset_peak_concurrency(self) -> None:
+        with self._emu.inflight_lock:
+            self._emu.peak_inflight.clear()
+
     # ---- faults
     def add_fault(
         self,

@@ -33,6 +33,9 @@ class Emulator:
         self.request_log: list[dict[str, Any]] = []
         self.log_lock = threading.Lock()
         self.inflight: dict[str, int] = defaultdict(int)
+        # The most requests of one key in flight at once since start (or reset): what the account's
+        # MaxConcurrentConnections is checked against.
+        self.peak_inflight: dict[str, int] = defaultdict(int)
         self.inflight_lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -47,6 +50,8 @@ class Emulator:
         self.faults.clear()
         with self.log_lock:
             self.request_log.clear()
+        with self.inflight_lock:
+            self.peak_inflight.clear()
         self.clock = EmulatorClock(self.config.start_time, self.config.clock_speed)
 
     def configure(self, **switches: Any) -> None:

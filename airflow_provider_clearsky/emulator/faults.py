@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 STATUS_KINDS = {"429", "500", "502", "503", "504"}
-KINDS = {"status", "latency", "reset", "drop_after_commit", "truncate", "trickle"} | STATUS_KINDS
+KINDS = {"status", "latency", "reset", "drop_after_commit", "hold_after_commit", "truncate", "trickle"} | STATUS_KINDS
 _ALIASES = {"drop-after-commit": "drop_after_commit", "drop": "drop_after_commit", "slow": "trickle"}
 
 

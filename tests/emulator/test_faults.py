@@ -67,6 +67,30 @@ def test_drop_after_commit_creates_the_order(client: httpx.Client, emu: Emulator
     assert emu.control.order_count() == 2
 
 
+def test_hold_after_commit_commits_before_answering(client: httpx.Client, emu: EmulatorHandle) -> None:
+    emu.control.add_fault_spec("hold_after_commit,path=/api/tasking/orders,method=POST,delay=5")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(client.post, "/api/tasking/orders", json=order_body())
+        deadline = time.monotonic() + 4
+        while emu.control.order_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert emu.control.order_count() == 1 and not answer.done()  # committed, not yet answered
+        guid = data(answer.result())["TaskOrderGuid"]
+    assert emu.control.order(guid)["ChargedEur"] > 0
+
+
+def test_peak_concurrency_is_recorded(clearsky_emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    h = clearsky_emulator_factory(faults=[f"latency,path={MODELS},delay=0.5,times=0"], admin=True)
+    assert h.control.peak_concurrency() == 0
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: httpx.get(h.url + MODELS, headers={"x-api-key": h.api_key}, timeout=10), range(3)))
+    assert h.control.peak_concurrency() == 3
+    answer = httpx.get(h.url + "/_emulator/concurrency", timeout=10).json()["Data"]
+    assert answer == {"PeakInFlight": 3, "InFlight": 0}
+    httpx.delete(h.url + "/_emulator/concurrency", timeout=10)
+    assert h.control.peak_concurrency() == 0
+
+
 def test_truncated_body(client: httpx.Client, emu: EmulatorHandle) -> None:
     produced_order(client, emu, ApiRequests=5)
     emu.control.add_fault("truncate", path="/api/satelliteimages/process/composite", bytes=1000)
