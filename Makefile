@@ -5,15 +5,17 @@ NEWEST_AIRFLOW ?= 3.3.2
 OLDEST_AIRFLOW ?= 3.0.6
 VENV ?= .venv
 OLDEST_VENV ?= .venv-airflow-oldest
+DISTRIBUTED_VENV ?= .venv-distributed
 
 PY := $(VENV)/bin/python
 NEWEST_STAMP := $(VENV)/.installed-$(NEWEST_AIRFLOW)
 OLDEST_STAMP := $(OLDEST_VENV)/.installed-$(OLDEST_AIRFLOW)
+DISTRIBUTED_STAMP := $(DISTRIBUTED_VENV)/.installed-$(NEWEST_AIRFLOW)
 PYTEST_ARGS ?= -q
 # The browser test drives Debian's chromium; it is skipped, saying so, where chromium cannot be installed.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: venv test test-newest test-oldest lint typecheck demo airflow emulator bench clean
+.PHONY: venv test test-newest test-oldest test-distributed lint typecheck demo airflow emulator bench clean
 
 # install(venv, airflow version, extra pip arguments)
 define install
@@ -29,6 +31,10 @@ $(NEWEST_STAMP): pyproject.toml
 
 $(OLDEST_STAMP): pyproject.toml constraints/airflow-3.0.txt
 	$(call install,$(OLDEST_VENV),$(OLDEST_AIRFLOW),-c constraints/airflow-3.0.txt)
+
+# Airflow with Celery, Postgres, the Amazon provider (S3 through s3fs) and moto's S3 server.
+$(DISTRIBUTED_STAMP): pyproject.toml
+	$(call install,$(DISTRIBUTED_VENV),$(NEWEST_AIRFLOW),apache-airflow-providers-celery "apache-airflow-providers-amazon[s3fs]" psycopg2-binary asyncpg "celery<5.7" "moto[server]")
 
 venv: $(NEWEST_STAMP)
 
@@ -51,6 +57,13 @@ test-oldest: $(OLDEST_STAMP) $(CHROMIUM)
 
 ## The README's test command: lint, types, then the whole suite on the newest and the oldest supported Airflow.
 test: lint typecheck test-newest test-oldest
+
+## Issue 12: a distributed Airflow (CeleryExecutor on Postgres and Redis, two workers, two triggerers) on loopback,
+## with process faults; installs Debian's postgresql and redis-server when missing (CI runs as root).
+test-distributed: $(DISTRIBUTED_STAMP)
+	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server; fi
+	$(DISTRIBUTED_VENV)/bin/python tests/distributed/run.py
 
 demo: venv
 	$(PY) -m airflow_provider_clearsky.demo
