@@ -32,6 +32,7 @@ def scenario_dag(dag_id: str, doc: str) -> DAG:
         schedule=None,
         start_date=START,
         catchup=False,
+        is_paused_upon_creation=False,
         max_active_tasks=256,
         tags=["clearsky", "distributed-test"],
         default_args=QUICK_RETRIES,
