@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -139,6 +140,36 @@ class Stack:
         for p in everything:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.popen.wait(timeout=1)
+
+
+class MemorySampler:
+    """The peak of the summed resident memory of every process of the deployment (sampled every 2 s)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(2):
+            groups = {p.popen.pid for p in self.stack.processes.values()} | {os.getpgid(0)}
+            total = 0
+            for stat in glob.glob("/proc/[0-9]*/stat"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+                    if int(fields[2]) in groups:  # the process group
+                        total += int(fields[21]) * page  # rss in pages
+            self.peak_bytes = max(self.peak_bytes, total)
 
 
 def group_alive(pgid: int) -> bool:
@@ -896,6 +927,7 @@ def main(argv: list[str] | None = None) -> int:
     with workspace(args.keep) as workdir:
         stack = Stack(workdir)
         d = Deployment(stack, Path(sys.executable).parent)
+        sampler = MemorySampler(stack).__enter__()
         try:
             print(f"work directory {workdir}", flush=True)
             d.start_postgres()
@@ -925,12 +957,16 @@ def main(argv: list[str] | None = None) -> int:
             args.keep = True
             ok = False
         finally:
+            sampler.__exit__()
             stack.stop_all()
         if not ok and not args.keep:
             for log in sorted((workdir / "logs").glob("*.log")):
                 print(f"----- last lines of {log.name}")
                 print("\n".join(log.read_text(errors="replace").splitlines()[-15:]))
-        print(f"make test-distributed: {time.monotonic() - began:.0f} s", flush=True)
+        peak = sampler.peak_bytes / 2**20
+        print(
+            f"make test-distributed: {time.monotonic() - began:.0f} s, peak memory of all its processes {peak:.0f} MiB"
+        )
         return 0 if ok else 1
 
 
