@@ -123,6 +123,25 @@ def test_estimate_bad_settings_fail_before_any_request(emu: Any) -> None:
     assert emu.control.request_count() == 0
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "spelling"),
+    [
+        ("model", "Stratus-2", "Stratus2"),
+        ("satellite_constellations", ["Sentinel1", "Sentinel-2", "Landsat89"], "Sentinel2"),
+        ("satellite_constellations", ["Sentinel1", "sentinel 2", "Landsat89"], "Sentinel2"),
+    ],
+)
+@pytest.mark.parametrize("operator", [ClearSkyEstimateOrderOperator, ClearSkyCreateOrderOperator])
+def test_display_names_are_refused_before_any_request(
+    emu: Any, operator: Any, setting: str, value: Any, spelling: str
+) -> None:
+    extra = {"max_cost": 10.0} if operator is ClearSkyCreateOrderOperator else {}
+    op = operator(task_id="order", **settings_for(emu, **{setting: value}), **extra)
+    with pytest.raises(AirflowFailException, match=rf"{setting}.*display name.*'{spelling}'"):
+        op.execute(context(FakeTI(), DictStore()))
+    assert emu.control.request_count() == 0
+
+
 def test_estimate_api_validation_error_fails_without_retry(emu: Any) -> None:
     op = ClearSkyEstimateOrderOperator(task_id="estimate", **settings_for(emu, model="NoSuchModel"))
     with pytest.raises(AirflowFailException, match="Unknown model"):
