@@ -157,6 +157,9 @@ def test_create_sends_exactly_the_estimated_payload(emu: Any, spy: Any) -> None:
 
     estimated, created = spy.bodies(ESTIMATE), spy.bodies(ORDERS)
     assert len(estimated) == 1 and len(created) == 1
+    # The same body, but for the create-only TileDeduplication and the estimate-only SimulatedEuroUsage
+    # (sent as null, as the vendor's client does).
+    assert estimated[0].pop("SimulatedEuroUsage") is None
     assert {k: v for k, v in created[0].items() if k != "TileDeduplication"} == estimated[0]
     assert emu.control.order_count() == 1
     order = emu.control.order(guid)
@@ -182,7 +185,7 @@ def test_tile_order_payload_matches_with_deduplication(emu: Any, spy: Any) -> No
     )
     guid = op.execute(context(FakeTI(), DictStore()))
     created, estimated = spy.bodies(ORDERS)[0], spy.bodies(ESTIMATE)[0]
-    assert created.pop("TileDeduplication") is True
+    assert created.pop("TileDeduplication") is True and estimated.pop("SimulatedEuroUsage") is None
     assert created == estimated
     order = emu.control.order(guid)
     assert sorted(order["MiniTiles"] or []) == sorted(tiles["minitile_guids"])
