@@ -19,7 +19,7 @@ from airflow.providers.common.compat.connection import get_async_connection
 from airflow_provider_clearsky import __version__
 from airflow_provider_clearsky._compat import BaseHook, airflow_version, mask_secret
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR, ConnectionSettings
-from airflow_provider_clearsky.exceptions import ClearSkyError, NotFoundError
+from airflow_provider_clearsky.exceptions import ClearSkyApiError, ClearSkyError, NotFoundError
 from airflow_provider_clearsky.hooks import endpoints
 from airflow_provider_clearsky.hooks._api import (
     ApiCall,
@@ -326,21 +326,31 @@ class ClearSkyHook(BaseHook):
 
     # ----------------------------------------------------------------- orders
 
-    def estimate_order(self, order: OrderRequest) -> OrderEstimate:
-        """Return the price and candidate image dates of an order; free, and identical in body to the create."""
-        return self.run(endpoints.estimate_order(order))
+    def estimate_order(self, order: OrderRequest, *, simulated_euro_usage: float | None = None) -> OrderEstimate:
+        """Price and candidate image dates of an order; free, and identical in body to the create.
 
-    async def aestimate_order(self, order: OrderRequest) -> OrderEstimate:
+        ``simulated_euro_usage``: estimate as if this many EUR were already spent this month (spend tiers).
+        """
+        return self.run(endpoints.estimate_order(order, simulated_euro_usage))
+
+    async def aestimate_order(self, order: OrderRequest, *, simulated_euro_usage: float | None = None) -> OrderEstimate:
         """Return an order's price and candidate dates (async :meth:`estimate_order`)."""
-        return await self.arun(endpoints.estimate_order(order))
+        return await self.arun(endpoints.estimate_order(order, simulated_euro_usage))
 
-    def create_order(self, order: OrderRequest, *, tile_deduplication: bool = False) -> TaskOrder:
-        """Create (and pay for) an order. Not idempotent: an unclear outcome raises OrderOutcomeUnknownError."""
-        return self.run(endpoints.create_order(order, tile_deduplication))
+    def create_order(
+        self, order: OrderRequest, *, tile_deduplication: bool = False, automatic_order_guid: str | None = None
+    ) -> TaskOrder:
+        """Create (and pay for) an order. Not idempotent: an unclear outcome raises OrderOutcomeUnknownError.
 
-    async def acreate_order(self, order: OrderRequest, *, tile_deduplication: bool = False) -> TaskOrder:
+        ``automatic_order_guid``: the ``automaticOrderGuid`` query parameter of the automatic order flow.
+        """
+        return self.run(endpoints.create_order(order, tile_deduplication, automatic_order_guid))
+
+    async def acreate_order(
+        self, order: OrderRequest, *, tile_deduplication: bool = False, automatic_order_guid: str | None = None
+    ) -> TaskOrder:
         """Create (and pay for) an order (async :meth:`create_order`, never re-sent either)."""
-        return await self.arun(endpoints.create_order(order, tile_deduplication))
+        return await self.arun(endpoints.create_order(order, tile_deduplication, automatic_order_guid))
 
     def list_orders(self, *, recurring_only: bool = False, include_expired: bool = False) -> list[TaskOrder]:
         """Return the account's orders, optionally only recurring ones or with expired ones too."""
@@ -351,12 +361,22 @@ class ClearSkyHook(BaseHook):
         return await self.arun(endpoints.list_orders(recurring_only, include_expired))
 
     def get_order_details(self, guids: list[str]) -> list[TaskOrder]:
-        """Return the details of the orders with these GUIDs (unknown GUIDs are left out)."""
-        return self.run(endpoints.order_details(guids))
+        """Return order details: POST as the 2025 client does, GET (the docs list it) when POST answers 404/405."""
+        try:
+            return self.run(endpoints.order_details(guids))
+        except ClearSkyApiError as error:
+            if not _post_refused(error):
+                raise
+        return self.run(endpoints.order_details_get(guids))
 
     async def aget_order_details(self, guids: list[str]) -> list[TaskOrder]:
         """Return the details of these orders (async :meth:`get_order_details`)."""
-        return await self.arun(endpoints.order_details(guids))
+        try:
+            return await self.arun(endpoints.order_details(guids))
+        except ClearSkyApiError as error:
+            if not _post_refused(error):
+                raise
+        return await self.arun(endpoints.order_details_get(guids))
 
     def get_order(self, order_guid: str) -> TaskOrder:
         """Return one order's details; :class:`NotFoundError` if the account has no such order."""
@@ -468,6 +488,11 @@ class ClearSkyHook(BaseHook):
     def astream_tile(self, request: GridImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
         """Stream a tile or minitile download (async :meth:`stream_tile`)."""
         return self._astream(endpoints.download_grid(request))
+
+
+def _post_refused(error: ClearSkyApiError) -> bool:
+    """404 or 405 to the POST: try the docs' GET (an unknown order then answers 404 there too)."""
+    return error.status_code in (404, 405)
 
 
 def _only_order(order_guid: str, orders: list[TaskOrder]) -> TaskOrder:

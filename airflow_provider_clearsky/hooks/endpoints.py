@@ -5,6 +5,7 @@ Paths follow the current docs (contract §4); where sources conflict the choice 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from airflow_provider_clearsky.exceptions import InvalidRequestError
@@ -78,9 +79,17 @@ def optimize_tiles(aoi: Aoi) -> ApiCall[OptimizedTiles]:
     return ApiCall("POST", "/api/tasking/tile/optimize", OptimizedTiles.model_validate, json={"Wkt": wkt})
 
 
-def estimate_order(order: OrderRequest) -> ApiCall[OrderEstimate]:
-    """Return the call that prices ``order``."""
-    return ApiCall("POST", "/api/tasking/orders/estimate", OrderEstimate.model_validate, json=order.to_payload())
+def estimate_order(order: OrderRequest, simulated_euro_usage: float | None = None) -> ApiCall[OrderEstimate]:
+    """Return the call that prices ``order``: the create body plus ``SimulatedEuroUsage`` (null unless given)."""
+    if simulated_euro_usage is not None and (
+        isinstance(simulated_euro_usage, bool) or not isinstance(simulated_euro_usage, (int, float))
+    ):
+        raise InvalidRequestError(
+            "invalid order estimate",
+            field_errors={"SimulatedEuroUsage": ["an amount in EUR already spent this month, e.g. 1500.0"]},
+        )
+    payload = {**order.to_payload(), "SimulatedEuroUsage": simulated_euro_usage}
+    return ApiCall("POST", "/api/tasking/orders/estimate", OrderEstimate.model_validate, json=payload)
 
 
 def create_order_payload(order: OrderRequest, tile_deduplication: bool = False) -> dict[str, Any]:
@@ -96,13 +105,24 @@ def create_order_payload(order: OrderRequest, tile_deduplication: bool = False) 
     return payload
 
 
-def create_order(order: OrderRequest, tile_deduplication: bool = False) -> ApiCall[TaskOrder]:
-    """Return the call that creates ``order`` (marked as creating one: never re-sent blindly)."""
+def create_order(
+    order: OrderRequest, tile_deduplication: bool = False, automatic_order_guid: str | None = None
+) -> ApiCall[TaskOrder]:
+    """Return the call that creates ``order`` (never re-sent blindly); ``automaticOrderGuid`` in the query."""
+    params = None
+    if automatic_order_guid is not None:
+        try:
+            params = {"automaticOrderGuid": str(uuid.UUID(str(automatic_order_guid).strip()))}
+        except ValueError:
+            raise InvalidRequestError(
+                "invalid order", field_errors={"automaticOrderGuid": ["must be a GUID of the automatic order flow"]}
+            ) from None
     return ApiCall(
         "POST",
         "/api/tasking/orders",
         TaskOrder.model_validate,
         json=create_order_payload(order, tile_deduplication),
+        params=params,
         creates_order=True,
     )
 
@@ -114,13 +134,15 @@ def list_orders(recurring_only: bool = False, include_expired: bool = False) -> 
 
 
 def order_details(guids: list[str]) -> ApiCall[list[TaskOrder]]:
-    """Return the call for order details.
-
-    POST with ``{"Guids": [...]}`` as the 2025 client does (the docs' GET has no documented parameter).
-    """
+    """Return the order-details POST ``{"Guids": [...]}`` of the 2025 client (:func:`order_details_get`: GET)."""
     if not guids:
         raise InvalidRequestError("invalid order details request", field_errors={"Guids": ["name at least one order"]})
     return ApiCall("POST", "/api/tasking/orders/details", _orders, json={"Guids": list(guids)})
+
+
+def order_details_get(guids: list[str]) -> ApiCall[list[TaskOrder]]:
+    """Return the docs' ``GET /api/tasking/orders/details`` call; its parameter is undocumented (``guids``)."""
+    return ApiCall("GET", "/api/tasking/orders/details", _orders, params={"guids": ",".join(guids)})
 
 
 def cancel_order(order_guid: str) -> ApiCall[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from airflow_provider_clearsky.models.base import ApiRequest, ApiResponse
-from airflow_provider_clearsky.models.geometry import order_geojson, order_wkt
+from airflow_provider_clearsky.models.geometry import imagery_geojson, imagery_wkt
 from airflow_provider_clearsky.models.orders import _guid_list
 
 
@@ -99,15 +99,17 @@ class TileSearchRequest(ApiRequest):
     mini_tile_guids: list[str] | None = None
     tile_guid_for_mini_tiles: str | None = None
 
+    # Sent as one POLYGON or MULTIPOLYGON, as every vendor client and example does; a GEOMETRYCOLLECTION is
+    # what orders and tile optimize take.
     @field_validator("wkt", mode="before")
     @classmethod
     def _wkt(cls, value: Any) -> Any:
-        return order_wkt(value) if value is not None else None
+        return imagery_wkt(value) if value is not None else None
 
     @field_validator("geo_json", mode="before")
     @classmethod
     def _geojson(cls, value: Any) -> Any:
-        return order_geojson(value) if value is not None else None
+        return imagery_geojson(value) if value is not None else None
 
     @field_validator("tile_guids", "mini_tile_guids", mode="before")
     @classmethod

@@ -184,8 +184,14 @@ class ImageryRequest(_AreaRequest):
     data_type: DataType = DataType.INT16
     pixel_selection_mode: PixelSelectionMode = PixelSelectionMode.INTERSECT
     utm_data_selection_mode: UtmDataSelectionMode = UtmDataSelectionMode.COMBINED_UTM
-    utm_grid_force_pixel_resolution_size: bool | None = None
+    #: Sent explicitly with the 2025 vendor client's defaults: pixels exactly ``resolution`` metres after
+    #: reprojection (``True``), and the current pixel selection (``OldPixelSelectionMode=False``).
+    utm_grid_force_pixel_resolution_size: bool = True
+    old_pixel_selection_mode: bool = False
     allow_partial_image: bool = False
+    #: Composites only: when the area or date is not ordered, let the service queue an order (which costs
+    #: order credits) instead of failing with 1006. Off unless asked for, as in the vendor client.
+    automatic_order_creation: bool = False
     file_type: str = "tif"
     level: int | None = None
     harmonize: bool | None = None
@@ -290,6 +296,9 @@ class GridImageryRequest(ImageryRequest):
 
     tile_guid: str | None = None
     mini_tile_guid: str | None = None
+    #: Tile and minitile downloads: the vendor client's reflectance-clipping switch (model-dependent); not
+    #: sent unless set, as the API's own default applies.
+    clip_reflectance: bool | None = None
 
     @field_validator("tile_guid", "mini_tile_guid", mode="before")
     @classmethod
@@ -309,7 +318,11 @@ class GridImageryRequest(ImageryRequest):
         return self
 
     def _area_and_settings(self) -> dict[str, Any]:
-        payload = self.model_dump(mode="json", by_alias=True, exclude={"upload_url", "wkt", "geo_json"})
+        # OldPixelSelectionMode and AutomaticOrderCreation are composite settings in the vendor client.
+        composite_only = {"old_pixel_selection_mode", "automatic_order_creation"}
+        payload = self.model_dump(
+            mode="json", by_alias=True, exclude={"upload_url", "wkt", "geo_json", *composite_only}
+        )
         return {key: value for key, value in payload.items() if value is not None}
 
 

@@ -13,17 +13,32 @@ from airflow_provider_clearsky.models.base import ApiRequest, ApiResponse
 from airflow_provider_clearsky.models.enums import SUCCESS_STATUSES, is_failed_status
 from airflow_provider_clearsky.models.geometry import order_geojson, order_wkt
 
+#: The ``ReferenceDate`` the vendor's own client (``clearsky_client.py``, 2025) sends when none is given. One
+#: fixed anchor keeps every order's cadence in step (weekly: the same weekday), whatever its ``From``.
+VENDOR_REFERENCE_DATE = dt.date(2024, 1, 1)
 
-def _date_part(value: Any) -> Any:
-    """Accept ``2024-09-30``, ``2024-09-30T00:00:00Z`` and datetimes where a date is meant."""
-    if isinstance(value, str) and len(value) > 10 and value[10] in "T ":
-        return value[:10]
+
+def utc_date(value: Any) -> Any:
+    """The UTC date of a date-time, where the API wants a date; a date (or date text) is left as it is.
+
+    ``2024-05-03T23:00:00-05:00`` is 2024-05-04 (never truncated to 2024-05-03). A date-time without an
+    offset is taken as UTC, the API's time zone. Text that is not ISO 8601 raises ``ValueError``.
+    """
     if isinstance(value, dt.datetime):
-        return value.date()
+        return (value.astimezone(dt.timezone.utc) if value.tzinfo is not None else value).date()
+    if isinstance(value, str) and len(value.strip()) > 10 and value.strip()[10] in "Tt ":
+        text = value.strip()
+        try:
+            moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 date or date-time; use e.g. 2024-05-04 or 2024-05-03T23:00:00-05:00"
+            ) from None
+        return utc_date(moment)
     return value
 
 
-ApiDate = Annotated[dt.date, BeforeValidator(_date_part)]
+ApiDate = Annotated[dt.date, BeforeValidator(utc_date)]
 
 
 def _guid_list(field: str, value: Any) -> list[str] | None:
@@ -40,11 +55,29 @@ def _guid_list(field: str, value: Any) -> list[str] | None:
     return guids or None  # the API wants null, not [], for the unused mode
 
 
+#: API values the docs and the vendor's clients name; a spelling that differs from one of these only by
+#: case, spaces, hyphens, underscores or slashes is a display name (``Stratus-2``, ``Sentinel-2``, ``Landsat 8/9``).
+KNOWN_MODELS = ("Stratus2", "Stratus2Fast", "Stratus3", "Stratus2NoSnow")
+KNOWN_CONSTELLATIONS = ("Sentinel1", "Sentinel2", "Sentinel3", "Landsat89")
+
+
+def _squashed(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch not in " -_/")
+
+
+def _refuse_display_name(name: str, known: tuple[str, ...], what: str) -> str:
+    """``name`` as sent, unless it is a display name of a known API value: then ValueError naming the value."""
+    for value in known:
+        if name.lower() != value.lower() and _squashed(name) == value.lower():
+            raise ValueError(f"{name!r} is a display name; the API's {what} value is {value!r}")
+    return name
+
+
 def model_name(value: Any) -> str:
-    """A model's API value, stripped; ValueError if it is not non-empty text (shared by every request)."""
+    """A model's API value, stripped; ValueError if it is not non-empty text or is a display name."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a model's API value such as 'Stratus2' (not a display name like 'Stratus-2')")
-    return value.strip()
+    return _refuse_display_name(value.strip(), KNOWN_MODELS, "model")
 
 
 _CONSTELLATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -79,7 +112,7 @@ def constellation_names(value: Any) -> list[str]:
             "must name at least one constellation, e.g. ['Sentinel1', 'Sentinel2', 'Landsat89'] "
             "(see GET /api/tasking/models for what each model requires)"
         )
-    names = [item.strip() for item in value]
+    names = [_refuse_display_name(item.strip(), KNOWN_CONSTELLATIONS, "constellation") for item in value]
     for name in names:
         if not _CONSTELLATION_NAME.match(name) or name.lower() in ("none", "null"):
             raise ValueError(
@@ -203,7 +236,7 @@ class OrderRequest(ApiRequest):
                 "or To=None for a recurring order"
             )
         if self.reference_date is None:
-            self.reference_date = self.date_from
+            self.reference_date = VENDOR_REFERENCE_DATE
         return self
 
     @property

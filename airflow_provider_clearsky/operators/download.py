@@ -119,8 +119,8 @@ def _as_int(name: str, value: Any) -> Any:
 
 
 def _date_text(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
+    if isinstance(value, dt.datetime):  # its UTC date, never the date of its own time zone
+        return (value.astimezone(dt.timezone.utc) if value.tzinfo is not None else value).date().isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

@@ -825,7 +825,16 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
         answered_at = utc_now()  # the cancel took effect by now: retries may have carried it past a cut-off
         after = _order_from(answer)
         if after is None:
-            after = self.hook.get_order(order.guid)
+            try:
+                after = self.hook.get_order(order.guid)
+            except NotFoundError:
+                if plan.outcome != "canceled":
+                    raise
+                # The docs: a cancel in Review removes the order completely; the account may no longer list it.
+                result = settings.cancel_result(order.guid, plan, order, None, answered_at)
+                result["status_after"] = "removed"
+                self.log.info("Order %s was withdrawn and is no longer listed (%s).", order.guid, plan.outcome)
+                return result
         result = settings.cancel_result(order.guid, plan, order, after, answered_at)
         if (result["outcome"], result["coverage_until"]) != (plan.outcome, plan.coverage_until):
             self.log.warning("The cancel did not do what was planned (it landed later, or the order changed).")

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     """Waits until a ClearSKY order reaches a target status; returns the order as small JSON.
 
-    By default the wait ends at ``Completed`` for a historical order and ``UpToDate`` for a recurring one
-    (decided from the order's ``To``). A terminal business failure (``Canceled``, a denial) fails the task
-    at once, without retries, with the order GUID and status in the message.
+    By default the wait ends at ``Completed`` for a historical order and ``UpToDate`` for a recurring one:
+    ``recurring`` says which was ordered (the create operator knows it: its ``order_summary`` XCom has
+    ``recurring``); without it, the order's ``To`` as the API reports it decides. A terminal business
+    failure (``Canceled``, a denial) fails the task at once, without retries, with the order GUID and status
+    in the message.
 
     Poke, reschedule or deferrable (default ``[operators] default_deferrable``). Deferred sensors of one
     connection share one order-list request per poll interval in the triggerer.
@@ -34,6 +36,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     :param order_guid: the order's GUID (templated), e.g. ``{{ ti.xcom_pull(task_ids='create_order') }}``
         (the create operator returns the GUID).
     :param target_statuses: statuses that end the wait (templated); default Completed/UpToDate by order type.
+    :param recurring: whether the order was ordered recurring (templated; True/False, or None to read ``To``).
     :param clearsky_conn_id: the ClearSKY connection.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param poke_interval: seconds between checks at first (default 300); grows with ``exponential_backoff``
@@ -45,7 +48,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     ``To``, ``SatelliteConstellations``, ``ImageFrequency``, ``ReferenceDate``, ``StorageMonths``, ...
     """
 
-    template_fields: Sequence[str] = (*ClearSkyBaseSensor.template_fields, "order_guid", "target_statuses")
+    template_fields: Sequence[str] = (*ClearSkyBaseSensor.template_fields, "order_guid", "target_statuses", "recurring")
     operator_extra_links = (ClearSkyOrderLink(),)
 
     def __init__(
@@ -53,11 +56,13 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         *,
         order_guid: str,
         target_statuses: Collection[str] | str | None = None,
+        recurring: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.order_guid = order_guid
         self.target_statuses = target_statuses
+        self.recurring = recurring
         self._last_status: str | None = None
         self._link_saved = False
 
@@ -78,6 +83,19 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
             ) from None
         return [str(status).strip() for status in targets if str(status).strip()] if targets else None
 
+    def _recurring(self) -> bool | None:
+        value = self.recurring
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+            return None
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise AirflowFailException(f"recurring must be True, False or None, got {value!r}")
+
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Check once: the order record when it reached a target status, False while not; fail if it never will."""
         guid = self._guid()
@@ -85,11 +103,13 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         if not self._link_saved:  # at the first check, so a failed or timed-out wait shows it too
             ClearSkyOrderLink.persist(context, self.hook.settings.order_url(guid))
             self._link_saved = True
+        targets = self._targets()  # all checked before any request
+        recurring = self._recurring()
         order = self.call_api(f"Reading ClearSKY order {guid}", self.hook.get_order, guid)
         if order is None:
             return False
         self._last_status = order.status
-        outcome = order_outcome(order, targets)
+        outcome = order_outcome(order, targets, recurring)
         if outcome is None:
             self.log.info("ClearSKY order %s is %s; waiting", guid, order.status)
             return False
@@ -110,6 +130,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
             order_guid=self._guid(),
             clearsky_conn_id=self.clearsky_conn_id,
             target_statuses=self._targets(),
+            recurring=self._recurring(),
             deadline=deadline,
             **self._poll_settings(),
         )

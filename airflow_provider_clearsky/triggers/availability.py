@@ -80,16 +80,21 @@ _REASONS = {
 
 
 def parse_day(value: Any, argument: str) -> dt.date:
-    """Return a date from a date, datetime, or ``YYYY-MM-DD[T...]`` text; ValueError naming ``argument`` if not."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
+    """Return the date of a date, datetime, or ISO text; a time with an offset gives its UTC date.
+
+    ValueError naming ``argument`` if it is not one.
+    """
+    from airflow_provider_clearsky.models.orders import utc_date
+
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
-    text = str(value).strip()
     try:
-        return dt.date.fromisoformat(text[:10])
+        day = utc_date(value if isinstance(value, dt.datetime) else str(value).strip())
+        return day if isinstance(day, dt.date) else dt.date.fromisoformat(day)
     except ValueError:
-        raise ValueError(f"{argument}: {value!r} is not a date; use YYYY-MM-DD") from None
+        raise ValueError(
+            f"{argument}: {value!r} is not a date; use YYYY-MM-DD (or a date-time with its offset)"
+        ) from None
 
 
 def classify(availability: CompositeAvailability, allow_partial: bool) -> str:

@@ -54,20 +54,29 @@ def order_record(order: TaskOrder) -> dict[str, Any]:
     return record
 
 
-def target_statuses_for(order: TaskOrder, target_statuses: Collection[str] | None) -> set[str]:
-    """Return the statuses that end the wait: the caller's, else Completed (historical) or UpToDate (recurring)."""
+def target_statuses_for(
+    order: TaskOrder, target_statuses: Collection[str] | None, recurring: bool | None = None
+) -> set[str]:
+    """Return the statuses that end the wait: the caller's, else Completed (historical) or UpToDate (recurring).
+
+    Whether the order is recurring is ``recurring`` (what was ordered, known to the caller) when given, else
+    the order's ``To`` as the API reports it.
+    """
     if target_statuses:
         return {status.lower() for status in target_statuses}
-    default = OrderStatus.UP_TO_DATE if order.is_recurring else OrderStatus.COMPLETED
+    is_recurring = recurring if recurring is not None else order.is_recurring
+    default = OrderStatus.UP_TO_DATE if is_recurring else OrderStatus.COMPLETED
     return {default.value.lower()}
 
 
-def order_outcome(order: TaskOrder, target_statuses: Collection[str] | None) -> tuple[str, str] | None:
+def order_outcome(
+    order: TaskOrder, target_statuses: Collection[str] | None, recurring: bool | None = None
+) -> tuple[str, str] | None:
     """``(SUCCESS | FAILURE, message)`` when the wait is over, None while it goes on.
 
     A target status wins over failure, so a caller may wait for ``Canceled`` on purpose.
     """
-    targets = target_statuses_for(order, target_statuses)
+    targets = target_statuses_for(order, target_statuses, recurring)
     status = order.status
     if status.lower() in targets:
         return SUCCESS, f"ClearSKY order {order.guid} reached status {status}"
@@ -94,6 +103,7 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
     :param poll_interval: first seconds between polls.
     :param max_poll_interval: cap of the interval as it grows by ``backoff_factor``.
     :param backoff_factor: growth of the interval after each poll (1 = constant).
+    :param recurring: whether the order was ordered recurring (decides the default target); None: its ``To``.
     """
 
     def __init__(
@@ -106,8 +116,10 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
         poll_interval: float = 300.0,
         max_poll_interval: float | None = None,
         backoff_factor: float = 1.0,
+        recurring: bool | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        self.recurring = recurring
         self.order_guid = order_guid
         self.clearsky_conn_id = clearsky_conn_id
         self.target_statuses = list(target_statuses) if target_statuses else None
@@ -128,6 +140,7 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "max_poll_interval": self.max_poll_interval,
                 "backoff_factor": self.backoff_factor,
+                "recurring": self.recurring,
             },
         )
 
@@ -190,7 +203,7 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
                     time.monotonic() - started,
                 )
             seen[:] = [order]
-            outcome = order_outcome(order, self.target_statuses)
+            outcome = order_outcome(order, self.target_statuses, self.recurring)
             if outcome is not None:
                 status, message = outcome
                 return self._event(status, message, order)

@@ -18,8 +18,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.dag]
 
 DAG_ID = "example_clearsky_monthly_monitoring"
 ASSET_URI = "clearsky://monitoring/funen-dairy-fields"
-MAY = ["2025-05-01", "2025-05-08", "2025-05-15", "2025-05-22", "2025-05-29"]
-JUNE = ["2025-06-05", "2025-06-12", "2025-06-19", "2025-06-26"]
+# Weekly from the vendor client's default ReferenceDate 2024-01-01: every Monday.
+MAY = ["2025-05-05", "2025-05-12", "2025-05-19", "2025-05-26"]
+JUNE = ["2025-06-02", "2025-06-09", "2025-06-16", "2025-06-23", "2025-06-30"]
 
 
 def asset_events(run_id: str) -> list[dict[str, Any]]:

@@ -41,7 +41,8 @@ def test_backfill_orders_the_period_weekly_and_downloads_every_image(
         3,
     )
     dates = xcoms(BACKFILL, run.run_id, "wait_for_images")[0]
-    assert len(dates) == 13 and dates[0] == "2025-01-01" and dates[-1] == "2025-03-26"
+    # Weekly from the vendor client's default ReferenceDate 2024-01-01 (a Monday): every Monday of the period.
+    assert len(dates) == 13 and dates[0] == "2025-01-06" and dates[-1] == "2025-03-31"
     assert rendered_map_indexes(run, "download") == dates
     [summary] = xcoms(BACKFILL, run.run_id, "report")
     assert summary["order_guid"] == order["TaskOrderGuid"] and len(summary["files"]) == len(dates)
@@ -85,7 +86,7 @@ def test_tile_mode_orders_the_optimized_cells_deduplicated_and_downloads_by_tile
     create_body = [e for e in control.request_log() if e["path"] == "/api/tasking/orders" and e["method"] == "POST"]
     assert len(create_body) == 1
     dates = xcoms(TILES, run.run_id, "wait_for_images")[0]
-    assert dates == ["2025-05-01", "2025-05-08", "2025-05-15", "2025-05-22", "2025-05-29"]
+    assert dates == ["2025-05-05", "2025-05-12", "2025-05-19", "2025-05-26"]  # weekly from 2024-01-01 (Mondays)
     assert rendered_map_indexes(run, "download_tiles") == dates
     files = sorted((tmp_path / "2025-05").glob("*.tif"))
     assert len(files) == len(dates) * len(cells)
@@ -146,8 +147,9 @@ def test_housekeeping_cancels_what_the_policy_retires_and_reports(
     assert {r["outcome"] for r in summary["cancelled"]} == {"renewal_stopped"}
     assert [k["order_guid"] for k in summary["kept"]] == [kept]
     by_guid = {o["TaskOrderGuid"]: o for o in control.orders()}
-    assert by_guid[old]["To"] == "2025-05-31" and by_guid[listed]["To"] == "2025-05-31"
-    assert by_guid[kept]["To"] is None
+    # A cancel does not rewrite the order (To stays null); the emulator flags the stop with its invented field.
+    assert by_guid[old]["RenewalStopped"] is True and by_guid[listed]["RenewalStopped"] is True
+    assert by_guid[kept]["To"] is None and by_guid[kept]["RenewalStopped"] is False
     # Past the cut-off the stopped orders do not renew; the kept one does.
     control.set_time(utc(2025, 6, 1, 0, 0, 1))
     renewals = [c["order"] for c in control.charges("renewal") if c["at"].startswith("2025-06-01")]

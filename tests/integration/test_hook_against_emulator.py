@@ -47,6 +47,7 @@ def historical(**overrides) -> OrderRequest:
         model="Stratus2",
         satellite_constellations=S123,
         image_frequency=7,
+        reference_date="2025-06-01",  # weekly from the 1st (the default anchor is the vendor client's 2024-01-01)
         date_from="2025-06-01",
         date_to="2025-06-30",
     )
@@ -122,6 +123,7 @@ def test_tile_download(hook, emulator):
         model="Stratus2",
         satellite_constellations=S123,
         image_frequency=7,
+        reference_date="2025-06-01",
         date_from="2025-06-01",
         date_to="2025-06-30",
     )

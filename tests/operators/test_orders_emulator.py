@@ -123,6 +123,25 @@ def test_estimate_bad_settings_fail_before_any_request(emu: Any) -> None:
     assert emu.control.request_count() == 0
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "spelling"),
+    [
+        ("model", "Stratus-2", "Stratus2"),
+        ("satellite_constellations", ["Sentinel1", "Sentinel-2", "Landsat89"], "Sentinel2"),
+        ("satellite_constellations", ["Sentinel1", "sentinel 2", "Landsat89"], "Sentinel2"),
+    ],
+)
+@pytest.mark.parametrize("operator", [ClearSkyEstimateOrderOperator, ClearSkyCreateOrderOperator])
+def test_display_names_are_refused_before_any_request(
+    emu: Any, operator: Any, setting: str, value: Any, spelling: str
+) -> None:
+    extra = {"max_cost": 10.0} if operator is ClearSkyCreateOrderOperator else {}
+    op = operator(task_id="order", **settings_for(emu, **{setting: value}), **extra)
+    with pytest.raises(AirflowFailException, match=rf"{setting}.*display name.*'{spelling}'"):
+        op.execute(context(FakeTI(), DictStore()))
+    assert emu.control.request_count() == 0
+
+
 def test_estimate_api_validation_error_fails_without_retry(emu: Any) -> None:
     op = ClearSkyEstimateOrderOperator(task_id="estimate", **settings_for(emu, model="NoSuchModel"))
     with pytest.raises(AirflowFailException, match="Unknown model"):
@@ -138,6 +157,9 @@ def test_create_sends_exactly_the_estimated_payload(emu: Any, spy: Any) -> None:
 
     estimated, created = spy.bodies(ESTIMATE), spy.bodies(ORDERS)
     assert len(estimated) == 1 and len(created) == 1
+    # The same body, but for the create-only TileDeduplication and the estimate-only SimulatedEuroUsage
+    # (sent as null, as the vendor's client does).
+    assert estimated[0].pop("SimulatedEuroUsage") is None
     assert {k: v for k, v in created[0].items() if k != "TileDeduplication"} == estimated[0]
     assert emu.control.order_count() == 1
     order = emu.control.order(guid)
@@ -163,7 +185,7 @@ def test_tile_order_payload_matches_with_deduplication(emu: Any, spy: Any) -> No
     )
     guid = op.execute(context(FakeTI(), DictStore()))
     created, estimated = spy.bodies(ORDERS)[0], spy.bodies(ESTIMATE)[0]
-    assert created.pop("TileDeduplication") is True
+    assert created.pop("TileDeduplication") is True and estimated.pop("SimulatedEuroUsage") is None
     assert created == estimated
     order = emu.control.order(guid)
     assert sorted(order["MiniTiles"] or []) == sorted(tiles["minitile_guids"])

@@ -407,3 +407,33 @@ def test_a_triangle_echoed_as_its_bounding_box_is_still_ours() -> None:
     req = request(wkt="POLYGON ((12.5 55.6, 12.56 55.6, 12.5 55.64, 12.5 55.6))")
     box = "GEOMETRYCOLLECTION (POLYGON ((12.5 55.6, 12.56 55.6, 12.56 55.64, 12.5 55.64, 12.5 55.6)))"
     assert s.order_mismatches(listed(req, Wkt=box), req) == []
+
+
+def test_cancel_in_review_accepts_the_order_disappearing() -> None:
+    """The docs: a cancel in Review removes the order completely; the service may stop listing it."""
+    from types import SimpleNamespace
+
+    from airflow_provider_clearsky.exceptions import NotFoundError
+
+    guid = "11111111-1111-4111-8111-111111111111"
+    review = TaskOrder.model_validate(
+        {"TaskOrderGuid": guid, "OrderingProcessStatus": "Review", "Model": "Stratus2", "From": "2026-06-01"}
+    )
+    calls: list[str] = []
+
+    def get_order(_: str) -> TaskOrder:
+        calls.append("get")
+        if len(calls) > 1:
+            raise NotFoundError("no such order", status_code=404)
+        return review
+
+    hook = SimpleNamespace(
+        get_order=get_order,
+        cancel_order=lambda _: calls.append("cancel") or {"Data": None},
+        settings=SimpleNamespace(order_url=lambda g: f"https://dashboard.example/orders/{g}"),
+    )
+    op = ClearSkyCancelOrderOperator(task_id="cancel", order_guid=guid)
+    op.__dict__["hook"] = hook
+    result = op.execute(context())
+    assert calls == ["get", "cancel", "get"]
+    assert result["outcome"] == "canceled" and result["status_after"] == "removed"

@@ -186,12 +186,15 @@ ORDER_AREA_NAMES = (
 )
 MODEL_OK = st.one_of(
     st.sampled_from(["Stratus2", " Stratus3 ", "Stratus2Fast"]),
-    st.sampled_from(["NoSuchModel", "Stratus-2"]),
+    st.sampled_from(["NoSuchModel"]),  # unknown to the provider: the API judges it
     TEMPLATED,
 )
-MODEL_BAD = st.sampled_from(["", "   ", 7, None, ["Stratus2"]])
+# A display name of a known model is refused before any request (the docs: API values only).
+MODEL_BAD = st.sampled_from(["", "   ", 7, None, ["Stratus2"], "Stratus-2", "stratus 2"])
 CONSTELLATIONS_OK = st.sampled_from([matrix.CONSTELLATIONS, "Sentinel1, Sentinel2, Landsat89", ("Sentinel2",)])
-CONSTELLATIONS_BAD = st.sampled_from([[], "", 5, [""], [None], [" "], {"Sentinel2": True}])
+CONSTELLATIONS_BAD = st.sampled_from(
+    [[], "", 5, [""], [None], [" "], {"Sentinel2": True}, ["Sentinel1", "Sentinel-2", "Landsat89"], "sentinel 2"]
+)
 SMALL_COUNT_BAD = st.one_of(st.sampled_from([0, -1, "x", 1.5, True, "", None]), TEMPLATED)
 
 ORDER_ARGS: dict[str, Arg] = {

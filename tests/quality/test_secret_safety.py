@@ -99,7 +99,7 @@ def _upload_dag(write_dag: Any, url: str) -> Any:
             ClearSkyDownloadCompositeOperator(
                 task_id="upload",
                 wkt={FUNEN!r},
-                date="2025-06-05",
+                date="2025-06-02",
                 bands="rgb",
                 resolution=40,
                 upload_url="{{{{ params.target }}}}",
@@ -121,7 +121,7 @@ def test_no_key_or_signed_url_anywhere(canary_emulator, bucket_url, write_dag, t
     register_dag_file(monthly_file, "clearsky_examples")  # Airflow 3.0: so the publish task's Asset is active
     monthly = load_example(monthly_file)
     runs = [monthly.test(logical_date=utc(2025, 6, 1), run_conf={"destination": str(tmp_path)})]
-    control.set_time(utc(2025, 6, 7, 12))  # the recurring order's first June image is produced
+    control.set_time(utc(2025, 6, 7, 12))  # the recurring order's first June image (Monday 2 June) is produced
     runs.append(_upload_dag(write_dag, bucket_url).test())
     for run in runs:
         assert run.state == "success", task_states(run)
@@ -163,7 +163,7 @@ def test_no_key_or_signed_url_anywhere(canary_emulator, bucket_url, write_dag, t
     assert "/api/tasking/orders" in places["emulator access log"]
     assert "/api/satelliteimages/process/composite" in places["emulator access log"]
     assert "order_guid" in places["XCom values"] or "TaskOrderGuid" in places["XCom values"]
-    assert "2025-06-05" in places["rendered template fields"]
+    assert "2025-06-02" in places["rendered template fields"]
     assert "1006" in places["exception texts"] or "covered" in places["exception texts"]
     assert "clearsky" in places["task logs (stdout/stderr)"].lower()
 

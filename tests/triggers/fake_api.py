@@ -68,10 +68,12 @@ class FakeApi:
             shown = [o for g, o in self.orders.items() if self.listed is None or g in self.listed]
             return ok({"TaskOrders": shown})
         if path == "/api/tasking/orders/details":
-            missing = [g for g in body["Guids"] if g not in self.orders]
+            # POST {"Guids": [...]} (2025 client); the hook retries as GET ?guids=a,b after a 404.
+            guids = body["Guids"] if request.method == "POST" else request.url.params["guids"].split(",")
+            missing = [g for g in guids if g not in self.orders]
             if missing:
                 return fail(404, None, "Task order not found.")
-            return ok({"TaskOrders": [self.orders[g] for g in body["Guids"]]})
+            return ok({"TaskOrders": [self.orders[g] for g in guids]})
         if path == "/api/satelliteimages/process/composite/available" and self.availability:
             return self.availability(body)
         if path == "/api/satelliteimages/search/available" and self.search:

@@ -52,7 +52,7 @@ EXPECTED_ORDER_BODY = {
     "StorageMonths": 1,
     "ApiRequests": 1,
     "ImageFrequency": 7,
-    "ReferenceDate": "2025-06-01",
+    "ReferenceDate": "2024-01-01",  # the vendor client's default anchor
     "From": "2025-06-01",
     "To": None,
 }
@@ -106,7 +106,8 @@ CASES: list[tuple[str, tuple[Any, ...], dict[str, Any], str, str, dict[str, str]
         "POST",
         "/api/tasking/search/tiles",
         {},
-        {"Wkt": COLLECTION, "GeoJson": None, "TileGuids": None, "MiniTileGuids": None, "TileGuidForMiniTiles": None},
+        # a POLYGON, as the vendor's clients send (a collection is for orders and tile optimize)
+        {"Wkt": POLYGON, "GeoJson": None, "TileGuids": None, "MiniTileGuids": None, "TileGuidForMiniTiles": None},
         {"Tiles": [{"Guid": TILE, "MiniTile": False, "Epsg": "32632", "DataGeogWkt": POLYGON}]},
         lambda r: r.tile_guids == [TILE] and r.tiles[0].epsg == "32632",
     ),
@@ -128,7 +129,7 @@ CASES: list[tuple[str, tuple[Any, ...], dict[str, Any], str, str, dict[str, str]
         "POST",
         "/api/tasking/orders/estimate",
         {},
-        EXPECTED_ORDER_BODY,
+        {**EXPECTED_ORDER_BODY, "SimulatedEuroUsage": None},
         {"CurrentMonthCost": 4.2, "NextMonthCost": 4.0, "ImageDates": ["2025-06-01", "2025-06-08"], "AreaKm2": 21.0},
         lambda r: r.current_month_total == 4.2 and r.image_dates == [dt.date(2025, 6, 1), dt.date(2025, 6, 8)],
     ),
@@ -248,7 +249,10 @@ CASES: list[tuple[str, tuple[Any, ...], dict[str, Any], str, str, dict[str, str]
             "DataType": "INT16",
             "PixelSelectionMode": "intersect",
             "UtmDataSelectionMode": "combined_utm",
+            "UtmGridForcePixelResolutionSize": True,  # the vendor client's defaults, sent explicitly
+            "OldPixelSelectionMode": False,
             "AllowPartialImage": False,
+            "AutomaticOrderCreation": False,
             "FileType": "tif",
         },
         {"AreaEstimateKm2": 77.1, "CreditEstimate": 8},
