@@ -148,7 +148,10 @@ def test_clearsky_page_and_run_tab_in_chromium(tmp_path: Path) -> None:
             page.wait_for_load_state("networkidle")
             _save(page, tmp_path, "clearsky-run-tab.png")
             assert guid in tab.locator("#run-orders").inner_text()
-            assert cost in tab.locator(".run-cost").inner_text()
+            # The run that ordered shows the cost; the scheduler's own run of the unpaused DAG may order first,
+            # and then this one reuses the order and paid nothing.
+            did = tab.locator("#run-orders").inner_text()
+            assert (cost in tab.locator(".run-cost").inner_text()) if "created" in did else ("reused" in did)
             assert tab.locator("h3 .file-count").inner_text() == str(len(files))
             browser.close()
         assert bodies and not [body for body in bodies if DEMO_API_KEY in body]
