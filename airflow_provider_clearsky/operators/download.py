@@ -66,6 +66,9 @@ _FIELD_ARGUMENTS = {
     "allow_partial_image": "allow_partial",
     "level": "level",
     "harmonize": "harmonize",
+    "utm_grid_force_pixel_resolution_size": "force_pixel_resolution",
+    "old_pixel_selection_mode": "old_pixel_selection",
+    "clip_reflectance": "clip_reflectance",
     "tile_guid": "tile_guid",
     "mini_tile_guid": "minitile_guid",
 }
@@ -166,6 +169,8 @@ class _ClearSkyDownloadOperator(BaseOperator):
         allow_partial: bool = False,
         level: int | None = None,
         harmonize: bool | None = None,
+        force_pixel_resolution: bool = True,
+        old_pixel_selection: bool = False,
         order_guid: str | None = None,
         overwrite: bool = False,
         verify_existing: str = "checksum",
@@ -190,6 +195,8 @@ class _ClearSkyDownloadOperator(BaseOperator):
         self.allow_partial = allow_partial
         self.level = level
         self.harmonize = harmonize
+        self.force_pixel_resolution = force_pixel_resolution
+        self.old_pixel_selection = old_pixel_selection
         self.order_guid = order_guid
         self.overwrite = overwrite
         self.verify_existing = verify_existing
@@ -255,6 +262,8 @@ class _ClearSkyDownloadOperator(BaseOperator):
             "allow_partial_image": self.allow_partial,
             "level": self.level,
             "harmonize": self.harmonize,
+            "utm_grid_force_pixel_resolution_size": self.force_pixel_resolution,
+            "old_pixel_selection_mode": self.old_pixel_selection,
         }
         if self.satellite_constellations is not None:
             values["satellite_constellations"] = self.satellite_constellations
@@ -720,6 +729,10 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
     :param allow_partial: accept an image that covers only part of the area.
     :param level: processing level 1 (L1C) or 2 (L2A); default: the API's.
     :param harmonize: harmonised reflectance (default: the API's).
+    :param force_pixel_resolution: ``UtmGridForcePixelResolutionSize``: pixels of exactly ``resolution``
+        metres after reprojection (default ``True``, what ClearSKY's own client sends).
+    :param old_pixel_selection: ``OldPixelSelectionMode``: the service's earlier pixel selection (default
+        ``False``, as the vendor client sends; composites only, tiles ignore it).
     :param order_guid: the order the imagery belongs to; recorded in the sidecar, and its attribution
         notices are copied there.
     :param overwrite: download again (and pay again) even if a complete file is already there.
@@ -850,6 +863,9 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
     :param minitile_guid: one minitile GUID or a list of them. Templated. (``mini_tile_guid`` is its
         deprecated name, for one release.)
 
+    :param clip_reflectance: ``ClipReflectance`` (model-dependent reflectance clipping); not sent unless set,
+        so the API's own default applies.
+
     Give ``tile_guid``, ``minitile_guid`` or both. Every other argument is as for
     :class:`ClearSkyDownloadCompositeOperator` (except the area, the estimate and ``max_processing_units``:
     the API has no estimate for tiles). Returns one URI for one GUID given as a string, else a list of URIs
@@ -865,9 +881,11 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
         tile_guid: str | Sequence[str] | None = None,
         minitile_guid: str | Sequence[str] | None = None,
         mini_tile_guid: str | Sequence[str] | None = None,
+        clip_reflectance: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.clip_reflectance = clip_reflectance
         if mini_tile_guid is not None:  # the old name; only whether it was given is read before rendering
             minitile_guid = renamed_argument(self.task_id, "mini_tile_guid", "minitile_guid", mini_tile_guid, None)
         self.tile_guid = tile_guid
@@ -901,7 +919,9 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
         for kind, guid in wanted:
             argument = "tile_guid" if kind == "tile" else "minitile_guid"
             try:
-                request = GridImageryRequest(**{argument: guid}, **self._settings_kwargs())
+                request = GridImageryRequest(
+                    **{argument: guid}, clip_reflectance=self.clip_reflectance, **self._settings_kwargs()
+                )
             except InvalidRequestError as error:
                 raise _invalid(error, f"invalid download settings for {argument} {guid!r}") from None
             targets.append(self._target(kind, request, guid=request.tile_guid or request.mini_tile_guid))

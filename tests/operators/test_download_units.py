@@ -166,3 +166,33 @@ def test_templating_contract() -> None:
     assert composite.wkt == "x.wkt" and composite.date == "{{ ds }}"  # untouched until rendered
     tile = ClearSkyDownloadTileOperator(task_id="t", tile_guid="{{ params.g }}", date="2025-05-07", destination="/d")
     assert "tile_guid" in tile.template_fields and "minitile_guid" in tile.template_fields
+
+
+def test_vendor_download_settings_are_sent_with_the_vendor_defaults_unless_set() -> None:
+    """UtmGridForcePixelResolutionSize and OldPixelSelectionMode go out explicitly (the 2025 client's defaults);
+    the tile operator's ClipReflectance only when set; the operators never ask for automatic order creation."""
+    area = "POLYGON ((10 55, 10.1 55, 10.1 55.1, 10 55.1, 10 55))"
+    default = ClearSkyDownloadCompositeOperator(task_id="c", wkt=area, date="2025-05-07", destination="/d")
+    payload = default._targets()[0].request.to_payload()
+    assert payload["UtmGridForcePixelResolutionSize"] is True and payload["OldPixelSelectionMode"] is False
+    assert payload["AutomaticOrderCreation"] is False
+
+    chosen = ClearSkyDownloadCompositeOperator(
+        task_id="c2",
+        wkt=area,
+        date="2025-05-07",
+        destination="/d",
+        force_pixel_resolution=False,
+        old_pixel_selection=True,
+    )
+    payload = chosen._targets()[0].request.to_payload()
+    assert payload["UtmGridForcePixelResolutionSize"] is False and payload["OldPixelSelectionMode"] is True
+
+    guid = "0b7e6a38-1f4e-4a47-9d2a-5c1f2b3a4d5e"
+    tile = ClearSkyDownloadTileOperator(task_id="t", tile_guid=guid, date="2025-05-07", destination="/d")
+    assert "ClipReflectance" not in tile._targets()[0].request.to_payload()
+    clipped = ClearSkyDownloadTileOperator(
+        task_id="t2", tile_guid=guid, date="2025-05-07", destination="/d", clip_reflectance=True
+    )
+    payload = clipped._targets()[0].request.to_payload()
+    assert payload["ClipReflectance"] is True and "OldPixelSelectionMode" not in payload
