@@ -562,7 +562,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
                 raise OrderOutcomeUnknownError(
                     f"The create request was sent but its outcome is unknown, and no new order with these settings "
                     f"appeared within {self.outcome_timeout:g} s. Nothing was sent twice. The next try looks again "
-                    "before it creates."
+                    f"before it creates. The create's answer: {error}"
                 ) from error
             return self._adopt(context, found, "the order whose create answer was lost")
         self._order = order

@@ -70,6 +70,9 @@ class RescheduledTI:
     def get_first_reschedule_date(self, context: Any) -> dt.datetime:
         return self.started
 
+    def xcom_push(self, key: str, value: Any) -> None:
+        """The order link and the record the sensor keeps (a real task instance has this too)."""
+
 
 def test_poke_timeout_during_an_outage_names_the_last_error(emu: EmulatorHandle) -> None:
     guid = place_order()
