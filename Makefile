@@ -63,7 +63,7 @@ test: lint typecheck test-newest test-oldest
 test-distributed: $(DISTRIBUTED_STAMP)
 	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server; fi
-	$(DISTRIBUTED_VENV)/bin/python tests/distributed/run.py
+	timeout --signal=TERM --kill-after=60 2400 $(DISTRIBUTED_VENV)/bin/python tests/distributed/run.py
 
 demo: venv
 	$(PY) -m airflow_provider_clearsky.demo
