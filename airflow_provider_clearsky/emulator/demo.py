@@ -95,13 +95,12 @@ def running_emulator(start: dt.datetime | None, speed: float, faults: list[str] 
 
 
 def connection_json(emulator_url: str) -> str:
-    """``clearsky_default`` pointing at the emulator, without extras (Airflow 3.0's triggerer breaks on them).
-
-    Its order links open the emulator's own order pages: a loopback base URL defaults ``dashboard_url`` there.
-    """
+    """``clearsky_default`` pointing at the emulator; its order links open the emulator's own order pages."""
     from .config import DEMO_API_KEY
 
-    return json.dumps({"conn_type": "clearsky", "host": emulator_url, "password": DEMO_API_KEY})
+    # The emulator's default, set explicitly: a connection with extras read in the triggerer is what users have.
+    extra = {"dashboard_url": f"{emulator_url}/_emulator/dashboard"}
+    return json.dumps({"conn_type": "clearsky", "host": emulator_url, "password": DEMO_API_KEY, "extra": extra})
 
 
 def airflow_env(home: Path, examples: Path, emulator_url: str, poke_seconds: float) -> dict[str, str]:
@@ -253,23 +252,7 @@ def run_standalone(
     passwords_file.write_text(json.dumps({"admin": password}))
     log_path = workdir / "standalone.log"
     with running_emulator(None, clock_speed) as emulator, open(log_path, "w") as log:
-        env = airflow_env(home, examples, emulator.url, poke_seconds=5)
-        env.update(
-            {
-                "AIRFLOW__API__HOST": LOOPBACK,
-                "AIRFLOW__API__PORT": str(port),
-                "AIRFLOW__API__BASE_URL": f"http://{LOOPBACK}:{port}",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-                # Airflow 3.0 leaves the JWT issuer unset, which newer PyJWT refuses (500 on /auth/token).
-                "AIRFLOW__API_AUTH__JWT_ISSUER": "clearsky-demo",
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            }
-        )
+        env = standalone_env(airflow_env(home, examples, emulator.url, poke_seconds=5), port, passwords_file)
         process = subprocess.Popen(  # noqa: S603 - our own interpreter running `airflow`, no shell
             airflow("standalone"), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -297,6 +280,28 @@ def run_standalone(
             return 0
         finally:
             stop_group(process)
+
+
+def standalone_env(env: dict[str, str], port: int, passwords_file: Path) -> dict[str, str]:
+    """``env`` plus what ``airflow standalone`` needs: the API server on loopback, its users, free log ports."""
+    return env | {
+        "AIRFLOW__API__HOST": LOOPBACK,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://{LOOPBACK}:{port}",
+        # One API server process is plenty for a demo. With the default four, uvicorn's supervisor kills
+        # a child that has not answered its health ping within 5 s, which on a busy machine is every
+        # child still importing the app: they restart forever and the server never answers.
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # Airflow 3.0 leaves the JWT issuer unset, which newer PyJWT refuses (500 on /auth/token).
+        "AIRFLOW__API_AUTH__JWT_ISSUER": "clearsky-demo",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+    }
 
 
 def _interrupt(signum: int, frame: Any) -> None:
