@@ -34,7 +34,7 @@ $(OLDEST_STAMP): pyproject.toml constraints/airflow-3.0.txt
 
 # Airflow with Celery, Postgres, the Amazon provider (S3 through s3fs) and moto's S3 server.
 $(DISTRIBUTED_STAMP): pyproject.toml
-	$(call install,$(DISTRIBUTED_VENV),$(NEWEST_AIRFLOW),apache-airflow-providers-celery "apache-airflow-providers-amazon[s3fs]" psycopg2-binary asyncpg "celery<5.7" "moto[server]")
+	$(call install,$(DISTRIBUTED_VENV),$(NEWEST_AIRFLOW),"apache-airflow-providers-celery>=3.24" "apache-airflow-providers-amazon[s3fs]" psycopg2-binary asyncpg "celery<5.7" "moto[server]")
 
 venv: $(NEWEST_STAMP)
 

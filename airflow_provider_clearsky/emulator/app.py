@@ -203,9 +203,31 @@ class EmulatorASGI:
             return
         status_box = [0]
 
+        logged = [False]
+
+        def record() -> None:
+            # Logged before the last byte of the answer leaves, so a client that has its answer finds it logged.
+            if logged[0] or not path.startswith("/api/"):
+                return
+            logged[0] = True
+            entry = {
+                "time": emu.now().isoformat(),
+                "method": method,
+                "path": path,
+                "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+                "status": status_box[0],
+                "key": redact_key(key),
+            }
+            emu.log_request(entry)
+            if emu.config.access_log:
+                q = f"?{entry['query']}" if entry["query"] else ""
+                log.info('"%s %s%s" %s key=%s', method, path, q, status_box[0] or "-", entry["key"])
+
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_box[0] = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()
             await send(message)
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -253,19 +275,7 @@ class EmulatorASGI:
                 with emu.inflight_lock:
                     emu.inflight[key] -= 1
         finally:
-            if path.startswith("/api/"):
-                entry = {
-                    "time": emu.now().isoformat(),
-                    "method": method,
-                    "path": path,
-                    "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
-                    "status": status_box[0],
-                    "key": redact_key(key),
-                }
-                emu.log_request(entry)
-                if emu.config.access_log:
-                    q = f"?{entry['query']}" if entry["query"] else ""
-                    log.info('"%s %s%s" %s key=%s', method, path, q, status_box[0] or "-", entry["key"])
+            record()  # an answer cut short, or none at all, is logged too
 
     async def _concurrency_error(self, send: Send, limit: int) -> None:
         cfg = self.emulator.config

@@ -953,8 +953,7 @@ def main(argv: list[str] | None = None) -> int:
             ok = report(sorted(outcomes, key=lambda o: o.number))
         except BaseException:
             traceback.print_exc()
-            print(f"the deployment failed; logs in {workdir}/logs (kept)", flush=True)
-            args.keep = True
+            print(f"the deployment failed; the last lines of its logs follow ({workdir}/logs)", flush=True)
             ok = False
         finally:
             sampler.__exit__()

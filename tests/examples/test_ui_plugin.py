@@ -18,7 +18,8 @@ from .conftest import utc
 pytestmark = [pytest.mark.integration, pytest.mark.dag]
 
 DAG_ID = "example_clearsky_monthly_monitoring"
-MAY = ["2025-05-01", "2025-05-08", "2025-05-15", "2025-05-22", "2025-05-29"]
+# A weekly order with the default ReferenceDate (2024-01-01, a Monday) has its images on the Mondays of May 2025.
+MAY = ["2025-05-05", "2025-05-12", "2025-05-19", "2025-05-26"]
 
 
 def _plugin_entry_point_installed() -> bool:
