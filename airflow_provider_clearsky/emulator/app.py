@@ -204,6 +204,13 @@ class EmulatorASGI:
         status_box = [0]
 
         logged = [False]
+        admitted = [False]  # counted in flight: released when the answer's last byte leaves, or when it ends
+
+        def release() -> None:
+            if admitted[0] and key is not None:
+                admitted[0] = False
+                with emu.inflight_lock:
+                    emu.inflight[key] -= 1
 
         def record() -> None:
             # Logged before the last byte of the answer leaves, so a client that has its answer finds it logged.
@@ -228,6 +235,7 @@ class EmulatorASGI:
                 status_box[0] = int(message["status"])
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 record()
+                release()  # a client that has its whole answer may send the next request at once
             await send(message)
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -259,6 +267,7 @@ class EmulatorASGI:
                 if not busy:
                     emu.inflight[key] += 1
                     emu.peak_inflight[key] = max(emu.peak_inflight[key], emu.inflight[key])
+                    admitted[0] = True
             if busy:
                 await self._concurrency_error(logging_send, acct.config.max_concurrent_connections)
                 return
@@ -272,8 +281,7 @@ class EmulatorASGI:
                 else:
                     await self._fault(fault, scope, receive, logging_send, transport)
             finally:
-                with emu.inflight_lock:
-                    emu.inflight[key] -= 1
+                release()
         finally:
             record()  # an answer cut short, or none at all, is logged too
 
