@@ -384,7 +384,21 @@ class _Sink:
         raise NotImplementedError
 
 
-class _LocalSink(_Sink):
+class _FileSink(_Sink):
+    """A sink that writes through one open file handle (``self._handle``), closed once every byte is in."""
+
+    _handle: Any
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+
+class _LocalSink(_FileSink):
     """Write a plain buffered file next to the final name, then rename it into place (local disks).
 
     The file is locked while written, so a later run can tell a dead writer's leftover from a live one. The
@@ -407,14 +421,6 @@ class _LocalSink(_Sink):
             remove(fresh)
             raise
 
-    def write(self, chunk: bytes) -> None:
-        self._handle.write(chunk)
-
-    def close(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.close()
-
     def commit(self, final: ObjectStoragePath) -> None:
         os.replace(self.temporary.path, final.path)
 
@@ -426,7 +432,7 @@ class _LocalSink(_Sink):
         remove(self.temporary)
 
 
-class _MoveSink(_Sink):
+class _MoveSink(_FileSink):
     """Write a temporary object, copied to the final key once complete and then deleted.
 
     For object stores without multipart commit (gcs, azure, ``memory://``).
@@ -437,14 +443,6 @@ class _MoveSink(_Sink):
         fs.makedirs(final.parent.path, exist_ok=True)
         self.temporary = _temporary_sibling(final)
         self._handle: Any = fs.open(self.temporary.path, "wb")
-
-    def write(self, chunk: bytes) -> None:
-        self._handle.write(chunk)
-
-    def close(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.close()
 
     def commit(self, final: ObjectStoragePath) -> None:
         _commit(self.temporary, final)
