@@ -185,6 +185,14 @@ async def _send_json(
     await send({"type": "http.response.body", "body": raw})
 
 
+def _declared_length(start: Message) -> int:
+    """The Content-Length of an ``http.response.start`` message, or -1 when it declares none."""
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-length" and value.isdigit():
+            return int(value)
+    return -1
+
+
 class EmulatorASGI:
     def __init__(self, emulator: Emulator, app: ASGIApp) -> None:
         self.emulator = emulator
@@ -230,12 +238,20 @@ class EmulatorASGI:
                 q = f"?{entry['query']}" if entry["query"] else ""
                 log.info('"%s %s%s" %s key=%s', method, path, q, status_box[0] or "-", entry["key"])
 
+        body_left = [-1]  # bytes of the declared Content-Length not yet sent; -1 when none was declared
+
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_box[0] = int(message["status"])
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                record()
-                release()  # a client that has its whole answer may send the next request at once
+                body_left[0] = _declared_length(message)
+            elif message["type"] == "http.response.body":
+                if body_left[0] > 0:
+                    body_left[0] = max(0, body_left[0] - len(message.get("body", b"")))
+                if body_left[0] == 0 or not message.get("more_body", False):
+                    # The client has its whole answer once the declared length is sent, even if the app's
+                    # closing empty message comes later: it may send its next request at once.
+                    record()
+                    release()
             await send(message)
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

@@ -12,7 +12,7 @@ from airflow_provider_clearsky.emulator import DEMO_API_KEY, AccountConfig
 from airflow_provider_clearsky.emulator.faults import parse_fault_spec
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
 
-from .conftest import data, download_body, error, order_body, produced_order
+from .conftest import data, download_body, error, order_body, produced_order, utc
 
 MODELS = "/api/tasking/models"
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError)
@@ -162,6 +162,22 @@ def test_concurrency_as_1003(clearsky_emulator_factory) -> None:  # type: ignore
     bad = [r for r in results if r.status_code != 200]
     assert len(bad) == 1
     error(bad[0], 400, 1003)
+
+
+def test_a_client_with_its_whole_answer_may_ask_again_at_once(clearsky_emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    """The slot frees when the declared Content-Length has left, not when the app's closing message does."""
+    h = clearsky_emulator_factory(accounts=[AccountConfig("conc-key-invented", max_concurrent_connections=1)])
+    h.control.set_time(utc(2025, 6, 10, 12))
+    composite = "/api/satelliteimages/process/composite"
+    with h.client() as c:
+        produced_order(c, h, ApiRequests=5)
+        # The trickle waits 1 s after each streamed chunk, the last one included, before the closing message.
+        h.control.add_fault("trickle", path=composite, chunk=1 << 20, delay=1.0)
+        r = c.post(composite, json=download_body())
+        assert r.status_code == 200 and len(r.content) == int(r.headers["content-length"])
+        with h.client() as other:  # another process, on its own connection (one connection serialises requests)
+            data(other.get(MODELS))
+    assert h.control.peak_concurrency() == 1
 
 
 def test_admin_endpoints(emu: EmulatorHandle) -> None:
