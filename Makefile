@@ -17,17 +17,19 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: venv test test-newest test-oldest test-distributed lint typecheck demo airflow emulator bench clean
 
-# install(venv, airflow version, extra pip arguments)
+comma := ,
+# The newest Airflow is tested with OpenLineage installed (lineage through its real classes), the oldest without.
+# install(venv, airflow version, extra pip arguments, extras beyond emulator and test)
 define install
 	$(PYTHON) -m venv $(1)
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check uv
-	$(1)/bin/python -m uv pip install --quiet --python $(1)/bin/python -e ".[emulator,test]" "apache-airflow==$(2)" $(3)
+	$(1)/bin/python -m uv pip install --quiet --python $(1)/bin/python -e ".[emulator,test$(4)]" "apache-airflow==$(2)" $(3)
 	rm -f $(1)/.installed-*
 	touch $(1)/.installed-$(2)
 endef
 
 $(NEWEST_STAMP): pyproject.toml
-	$(call install,$(VENV),$(NEWEST_AIRFLOW),)
+	$(call install,$(VENV),$(NEWEST_AIRFLOW),,$(comma)openlineage)
 
 $(OLDEST_STAMP): pyproject.toml constraints/airflow-3.0.txt
 	$(call install,$(OLDEST_VENV),$(OLDEST_AIRFLOW),-c constraints/airflow-3.0.txt)

@@ -57,9 +57,9 @@ class ScenarioFailed(AssertionError):
     pass
 
 
-def check(condition: bool, message: str) -> None:
+def check(condition: bool, message: str | Callable[[], str]) -> None:
     if not condition:
-        raise ScenarioFailed(message)
+        raise ScenarioFailed(message if isinstance(message, str) else message())
 
 
 def free_port() -> int:
@@ -831,9 +831,15 @@ def scenario_pool(d: Deployment, outcome: Outcome) -> None:
     hosts = {t["hostname"] for t in tis}
     check(state == "success", f"run {state}: {d.states('distributed_mapped_downloads', 'pool')}")
     check(peak <= MAX_CONCURRENT, f"{peak} concurrent requests at the emulator (limit {MAX_CONCURRENT})")
-    check(not refused, f"{len(refused)} concurrency 429s")
+    check(not refused, lambda: f"{len(refused)} concurrency 429s after: {_around(d.requests()[start:], refused)}")
     check(len(hosts) == 2, f"the downloads ran on {hosts}, not on both workers")
     outcome.detail = f"10 downloads on {len(hosts)} workers; peak {peak} concurrent (limit {MAX_CONCURRENT}); 0 429s"
+
+
+def _around(log: list[dict[str, Any]], refused: list[dict[str, Any]]) -> str:
+    """The requests logged just before the first refused one: what held the account's connections."""
+    at = log.index(refused[0])
+    return "; ".join(f"{r['method']} {r['path']} {r['status']}" for r in log[max(0, at - 8) : at + 1])
 
 
 def scenario_secrets(d: Deployment, outcome: Outcome) -> None:
