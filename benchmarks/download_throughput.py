@@ -14,13 +14,16 @@ in Python on the same cores) does not decide the ratio:
 
 For each server, ``--rounds`` times and in turn: ``curl`` POSTing the operator's JSON body to the composite
 endpoint, writing to a file in the same folder (same disk); ``requests`` streaming the same body to disk in
-1 MiB chunks (what the vendor's own clients do), as a second reference; and the operator's ``execute``
-(account-info and estimate calls, SHA-256, size check, sidecar, STAC Item, atomic rename). Before each
-operator run the kernel's peak RSS of this process is reset (/proc/self/clear_refs), so VmHWM afterwards is
-the peak during the download (where unavailable, a thread samples RSS every 5 ms).
+1 MiB chunks (what the vendor's own clients do), as a second reference; ``curl | tee FILE | openssl dgst
+-sha256``, the operator's core work (every byte on disk and hashed as it arrives) done by C tools, as a third;
+and the operator's ``execute`` (account-info and estimate calls, SHA-256, size check, sidecar, STAC Item,
+atomic rename). Before each operator run the kernel's peak RSS of this process is reset
+(/proc/self/clear_refs), so VmHWM afterwards is the peak during the download (where unavailable, a thread
+samples RSS every 5 ms).
 
 Figures: MiB/s for each, the ratios operator/curl and requests/curl per round and their medians per server
-(target >= 0.8 for the operator against both servers), and the peak RSS growth (target < 64 MiB).
+(target >= 0.8 for the operator against both servers), operator against ``curl | tee | openssl sha256``, and
+the peak RSS growth (target < 64 MiB).
 """
 
 from __future__ import annotations
@@ -180,36 +183,57 @@ def operator(wkt: str, destination: Path, chunk_size: int | None, name: str, con
     )
 
 
+def curl_command(base_url: str, body_file: Path, output: str) -> list[str]:
+    return [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--noproxy",
+        "*",
+        "-X",
+        "POST",
+        "-H",
+        f"x-api-key: {API_KEY}",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        f"@{body_file}",
+        "-o",
+        output,
+        f"{base_url}{COMPOSITE}",
+    ]
+
+
+def run_curl_tee_sha256(base_url: str, body: dict[str, Any], target: Path) -> tuple[float, int]:
+    """The same work as the operator's core in one pass: ``curl | tee FILE | openssl dgst -sha256``.
+
+    Every byte lands on disk and is hashed while it arrives, as the operator does; what curl alone skips.
+    """
+    body_file = target.with_suffix(".body.json")
+    body_file.write_text(json.dumps(body))
+    started = time.perf_counter()
+    curl = subprocess.Popen(curl_command(base_url, body_file, "-"), stdout=subprocess.PIPE)
+    tee = subprocess.Popen(["tee", str(target)], stdin=curl.stdout, stdout=subprocess.PIPE)
+    assert curl.stdout is not None
+    curl.stdout.close()  # tee holds the pipe now
+    # OpenSSL's SHA-256 uses the CPU's SHA extensions, as Python's hashlib does (coreutils' sha256sum does not).
+    hashed = subprocess.run(
+        ["openssl", "dgst", "-sha256"], stdin=tee.stdout, capture_output=True, text=True, check=True
+    )
+    if curl.wait() or tee.wait() or len(hashed.stdout.split()[-1]) != 64:
+        raise SystemExit("curl | tee | openssl dgst -sha256 failed")
+    seconds = time.perf_counter() - started
+    body_file.unlink()
+    return seconds, target.stat().st_size
+
+
 def run_curl(base_url: str, body: dict[str, Any], target: Path) -> tuple[float, int]:
     body_file = target.with_suffix(".body.json")
     body_file.write_text(json.dumps(body))
     started = time.perf_counter()
-    result = subprocess.run(
-        [
-            "curl",
-            "--silent",
-            "--show-error",
-            "--fail",
-            "--noproxy",
-            "*",
-            "-X",
-            "POST",
-            "-H",
-            f"x-api-key: {API_KEY}",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            f"@{body_file}",
-            "-o",
-            str(target),
-            "-w",
-            "%{size_download}",
-            f"{base_url}{COMPOSITE}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    command = [*curl_command(base_url, body_file, str(target)), "-w", "%{size_download}"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - started
     body_file.unlink()
     return seconds, int(result.stdout.strip())
@@ -325,9 +349,10 @@ def main() -> None:
             f"load average before: {os.getloadavg()[0]:.2f}"
         )
         header = f"{'server':>8} {'round':>5} {'curl MiB/s':>11} {'requests MiB/s':>15} {'operator MiB/s':>15}"
-        print(header + f" {'op/curl':>8} {'req/curl':>9} {'RSS growth MiB':>15}")
+        print(header + f" {'op/curl':>8} {'req/curl':>9} {'RSS growth MiB':>15} {'op/curl+sha':>13}")
         ratios: dict[str, list[float]] = {name: [] for name in servers}
         request_ratios: dict[str, list[float]] = {name: [] for name in servers}
+        hashed_ratios: dict[str, list[float]] = {name: [] for name in servers}  # operator vs curl | tee | openssl
         growths: list[float] = []
         for index in range(1, args.rounds + 1):
             for server in servers:
@@ -341,12 +366,16 @@ def main() -> None:
                 requests_seconds, requests_bytes = run_requests(url, body, reference)
                 reference.unlink()
                 os.sync()
+                hashed_seconds, hashed_bytes = run_curl_tee_sha256(url, body, reference)
+                reference.unlink()
+                os.sync()
                 name = f"operator-{index}.tif"
                 op_seconds, size, growth = run_operator(
                     operator(BIG, folder, chunk_size, name, conn_id), folder, name, args.keep
                 )
-                if not size == curl_bytes == requests_bytes:
+                if not size == curl_bytes == requests_bytes == hashed_bytes:
                     raise SystemExit(f"sizes differ: operator {size}, curl {curl_bytes}, requests {requests_bytes}")
+                hashed_ratios[server].append(hashed_seconds / op_seconds)
                 curl_rate = curl_bytes / curl_seconds / 2**20
                 requests_rate = requests_bytes / requests_seconds / 2**20
                 op_rate = size / op_seconds / 2**20
@@ -355,13 +384,15 @@ def main() -> None:
                 growths.append(growth)
                 print(
                     f"{server:>8} {index:>5} {curl_rate:>11.1f} {requests_rate:>15.1f} {op_rate:>15.1f} "
-                    f"{op_rate / curl_rate:>8.2f} {requests_rate / curl_rate:>9.2f} {growth:>15.1f}",
+                    f"{op_rate / curl_rate:>8.2f} {requests_rate / curl_rate:>9.2f} {growth:>15.1f} "
+                    f"{hashed_seconds / op_seconds:>13.2f}",
                     flush=True,
                 )
         for server in servers:
             print(
                 f"{server}: operator/curl median ratio {statistics.median(ratios[server]):.2f} (target >= 0.8); "
-                f"requests/curl median ratio {statistics.median(request_ratios[server]):.2f}"
+                f"requests/curl median ratio {statistics.median(request_ratios[server]):.2f}; "
+                f"operator/(curl | tee | openssl sha256) median ratio {statistics.median(hashed_ratios[server]):.2f}"
             )
         print(f"file size {size} bytes ({size / 2**30:.2f} GiB); max RSS growth {max(growths):.1f} MiB (target < 64)")
     finally:
