@@ -117,3 +117,11 @@ def test_the_deprecation_check_catches_a_deprecated_import(tmp_path: Path) -> No
     code += "warnings.simplefilter('error', FutureWarning)\nrunpy.run_path(sys.argv[1])\n"
     result = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "deprecated" in result.stderr.lower()
+
+
+def test_the_distributed_deployments_dags_import_without_errors() -> None:
+    """``make test-distributed`` needs minutes to find a DAG it cannot load; this finds it in the quick suite."""
+    folder = Path(__file__).resolve().parents[1] / "distributed" / "dags"
+    bag = _dagbag_class()(dag_folder=str(folder))
+    assert bag.import_errors == {}
+    assert {"distributed_download", "distributed_upload_url", "distributed_mapped_downloads"} <= set(bag.dag_ids)

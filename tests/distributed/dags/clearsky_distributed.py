@@ -67,42 +67,28 @@ with scenario_dag("distributed_create", "One historical order, created once what
     )
 
 
+# What every download of these DAGs asks for; each DAG adds where the file goes and which date.
+COMPOSITE = {
+    "task_id": "download",
+    "wkt": INNER,
+    "bands": "rgb",
+    "model": "Stratus2",
+    "satellite_constellations": STRATUS2,
+    "order_guid": "{{ dag_run.conf['order_guid'] }}",
+    "pool": POOL,
+}
+TO_CONF_DESTINATION = {"destination": "{{ dag_run.conf['destination'] }}"}
+
+
 with scenario_dag("distributed_download", "One composite to conf['destination'] (an s3://aws_default@bucket URL)"):
-    ClearSkyDownloadCompositeOperator(
-        task_id="download",
-        wkt=INNER,
-        date="{{ dag_run.conf['date'] }}",
-        bands="rgb",
-        model="Stratus2",
-        satellite_constellations=STRATUS2,
-        order_guid="{{ dag_run.conf['order_guid'] }}",
-        destination="{{ dag_run.conf['destination'] }}",
-        pool=POOL,
-    )
+    ClearSkyDownloadCompositeOperator(**COMPOSITE, **TO_CONF_DESTINATION, date="{{ dag_run.conf['date'] }}")
 
 
 with scenario_dag("distributed_upload_url", "One composite PUT by the API to a presigned S3 URL (a Variable)"):
     ClearSkyDownloadCompositeOperator(
-        task_id="download",
-        wkt=INNER,
-        date="{{ dag_run.conf['date'] }}",
-        bands="rgb",
-        model="Stratus2",
-        satellite_constellations=STRATUS2,
-        order_guid="{{ dag_run.conf['order_guid'] }}",
-        upload_url="{{ var.value.clearsky_upload_url }}",
-        pool=POOL,
+        **COMPOSITE, upload_url="{{ var.value.clearsky_upload_url }}", date="{{ dag_run.conf['date'] }}"
     )
 
 
 with scenario_dag("distributed_mapped_downloads", "One download per date in conf['dates'], through the pool"):
-    ClearSkyDownloadCompositeOperator.partial(
-        task_id="download",
-        wkt=INNER,
-        bands="rgb",
-        model="Stratus2",
-        satellite_constellations=STRATUS2,
-        order_guid="{{ dag_run.conf['order_guid'] }}",
-        destination="{{ dag_run.conf['destination'] }}",
-        pool=POOL,
-    ).expand(date=from_conf("dates"))
+    ClearSkyDownloadCompositeOperator.partial(**COMPOSITE, **TO_CONF_DESTINATION).expand(date=from_conf("dates"))
