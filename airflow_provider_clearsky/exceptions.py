@@ -7,7 +7,9 @@ signed upload URL: messages are built from the method, the path (without query) 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 FieldErrors = Mapping[str, Sequence[str]]
 
@@ -158,6 +160,57 @@ API_ERROR_CODES: dict[int, type[ClearSkyApiError]] = {
     1005: LimitExceededError,
     1006: NotCoveredByOrderError,
 }
+
+
+class ErrorPolicy(enum.Enum):
+    """What an error does to the task that met it."""
+
+    RETRY = "retry"  #: the try fails; Airflow retries the task (its ``retries``)
+    WAIT = "wait"  #: a sensor's check or a trigger's poll says "not yet"; the wait goes on
+    FAIL = "fail"  #: the task fails at once, without retries (``AirflowFailException``)
+
+
+class ErrorHandling(NamedTuple):
+    """One row of :data:`ERROR_POLICIES`: what an error does in a task step and in a wait."""
+
+    task: ErrorPolicy  #: in an operator's step (the hook already retried what it safely could)
+    wait: ErrorPolicy  #: in a sensor's check (poke, reschedule, deferrable's first check) or a trigger's poll
+    meaning: str  #: when it happens, for the docs
+
+
+RETRY, WAIT, FAIL = ErrorPolicy.RETRY, ErrorPolicy.WAIT, ErrorPolicy.FAIL
+
+#: The one error policy: the first class of an error's MRO found here decides. Operators, sensors and
+#: triggers all read it (:func:`error_policy`); ``docs/sensors.md`` shows it (a test keeps them in sync).
+ERROR_POLICIES: dict[type[BaseException], ErrorHandling] = {
+    RateLimitedError: ErrorHandling(RETRY, WAIT, "HTTP 429 or code 1003: too many requests"),
+    ServerError: ErrorHandling(RETRY, WAIT, "HTTP 5xx"),
+    TransportError: ErrorHandling(RETRY, WAIT, "timeout, refused or dropped connection"),
+    UnexpectedResponseError: ErrorHandling(RETRY, WAIT, "a 2xx whose body is not the API's answer"),
+    OrderOutcomeUnknownError: ErrorHandling(RETRY, RETRY, "a create sent but unanswered (the next try looks it up)"),
+    RetryableTaskError: ErrorHandling(RETRY, RETRY, "a step a new try may fix (e.g. a download cut short)"),
+    InvalidRequestError: ErrorHandling(FAIL, FAIL, "bad settings, refused before any request"),
+    BadRequestError: ErrorHandling(
+        FAIL,
+        FAIL,
+        "HTTP 400: validation (992, 993), insufficient credits (994), no imagery (1002), limits "
+        "(1004, 1005), not covered by an order (1006)",
+    ),
+    AuthenticationError: ErrorHandling(FAIL, FAIL, "HTTP 401/403: wrong, revoked or unauthorised key"),
+    NotFoundError: ErrorHandling(FAIL, FAIL, "HTTP 404: unknown order, tile or minitile"),
+    AmbiguousOrderError: ErrorHandling(FAIL, FAIL, "more than one order could be the one a create sent"),
+    ClearSkyError: ErrorHandling(FAIL, FAIL, "any other error of this provider"),
+    Exception: ErrorHandling(RETRY, RETRY, "any other exception (Airflow's default)"),
+}
+
+
+def error_policy(error: BaseException, *, waiting: bool = False) -> ErrorPolicy:
+    """Return what ``error`` does in a task step, or (``waiting``) in a sensor's check or a trigger's poll."""
+    for cls in type(error).__mro__:
+        handling = ERROR_POLICIES.get(cls)
+        if handling is not None:
+            return handling.wait if waiting else handling.task
+    return RETRY  # a BaseException outside Exception (never caught by the deciders)
 
 
 def error_class_for(status_code: int, error_code: int | None) -> type[ClearSkyApiError]:

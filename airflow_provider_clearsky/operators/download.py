@@ -31,11 +31,10 @@ from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import AirflowFailException, BaseOperator, mask_secret
 from airflow_provider_clearsky.exceptions import (
     ClearSkyError,
+    ErrorPolicy,
     InvalidRequestError,
-    RateLimitedError,
     RetryableTaskError,
-    ServerError,
-    TransportError,
+    error_policy,
 )
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.operators import _download_metadata as meta
@@ -106,12 +105,12 @@ def _invalid(error: InvalidRequestError, prefix: str = "invalid download setting
 
 
 def _api_failure(error: ClearSkyError, what: str) -> Exception:
-    """Transient errors are raised for Airflow to retry; anything else fails the task for good."""
+    """Fail the task for good or raise for Airflow to retry, as the error policy says."""
+    if error_policy(error) is ErrorPolicy.FAIL:
+        return AirflowFailException(f"{what} failed: {error}")
     if isinstance(error, RetryableTaskError):  # already says what happened and that a retry helps
         return error
-    if isinstance(error, (RateLimitedError, ServerError, TransportError)):
-        return RetryableTaskError(f"{what} failed, will be retried: {error}")
-    return AirflowFailException(f"{what} failed: {error}")
+    return RetryableTaskError(f"{what} failed, will be retried: {error}")
 
 
 def _as_int(name: str, value: Any) -> Any:

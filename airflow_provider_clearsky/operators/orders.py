@@ -30,12 +30,12 @@ from airflow_provider_clearsky._compat import (
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
 from airflow_provider_clearsky.exceptions import (
     AmbiguousOrderError,
-    AuthenticationError,
-    BadRequestError,
     ClearSkyError,
+    ErrorPolicy,
     InvalidRequestError,
     NotFoundError,
     OrderOutcomeUnknownError,
+    error_policy,
 )
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.operators import _order_settings as settings
@@ -120,9 +120,8 @@ def _invalid(task_id: str, error: InvalidRequestError) -> AirflowFailException:
 
 
 def _fail_fast(error: ClearSkyError) -> Exception:
-    """Errors a retry cannot fix fail the task at once; transient ones (already retried) stay retryable."""
-    failing = (InvalidRequestError, BadRequestError, AuthenticationError, NotFoundError, AmbiguousOrderError)
-    if isinstance(error, failing):
+    """Errors the error policy fails fail the task at once; the others (already retried) stay retryable."""
+    if error_policy(error) is ErrorPolicy.FAIL:
         return AirflowFailException(str(error))
     return error
 

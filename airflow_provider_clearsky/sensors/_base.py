@@ -18,8 +18,8 @@ from airflow_provider_clearsky._compat import (
     conf,
 )
 from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
-from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError, RetryableTaskError
-from airflow_provider_clearsky.triggers._polling import FailedChecks, is_transient
+from airflow_provider_clearsky.exceptions import ClearSkyError, ErrorPolicy, RetryableTaskError, error_policy
+from airflow_provider_clearsky.triggers._polling import FailedChecks
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -157,16 +157,25 @@ class ClearSkyBaseSensor(BaseSensorOperator):
         """Run one hook call for a poke: transient errors mean "not yet", fatal ones fail the task."""
         try:
             result = call(*args)
-        except InvalidRequestError as error:
-            raise AirflowFailException(f"{what}: {error}") from None
         except ClearSkyError as error:
-            if is_transient(error):
-                self.log.warning("%s failed (%s); trying again at the next check", what, error)
-                self._failures.failed(error)  # the timeout names it
-                return None
-            raise AirflowFailException(f"{what}: {error}") from None
+            self.check_failed(what, error)
+            return None
         self._failures.answered()
         return result
+
+    def check_failed(self, what: str, error: ClearSkyError) -> None:
+        """Wait ``error`` out (logged, and named by a timeout) or fail the try, as the error policy says.
+
+        The message is the trigger's for the same error, so every mode reports it alike.
+        """
+        policy = error_policy(error, waiting=True)
+        if policy is ErrorPolicy.WAIT:
+            self.log.warning("%s: %s; trying again at the next check", what, error)
+            self._failures.failed(error)
+            return
+        if policy is ErrorPolicy.RETRY:
+            raise RetryableTaskError(f"{what}: {error}") from None
+        raise AirflowFailException(f"{what}: {error}") from None
 
     def finish(self, event: dict[str, Any] | None) -> dict[str, Any]:
         """Turn a trigger event into failure, timeout or success (returns the event on success)."""

@@ -12,7 +12,6 @@ from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnVa
 from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
 from airflow_provider_clearsky.models.enums import AUTO_UTM_EPSG
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed, as_list
-from airflow_provider_clearsky.triggers._polling import is_transient
 from airflow_provider_clearsky.triggers.availability import (
     ALL,
     ANY,
@@ -250,11 +249,8 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         try:
             outcome = check_once(self.hook, self._tracker)
         except ClearSkyError as error:
-            if is_transient(error):
-                self.log.warning("ClearSKY availability check failed (%s); trying again at the next check", error)
-                self._failures.failed(error)  # the timeout names it
-                return False
-            raise AirflowFailException(f"ClearSKY availability check failed: {error}") from None
+            self.check_failed("ClearSKY availability check failed", error)
+            return False
         self._failures.answered()
         if outcome is None:
             self.log.info(

@@ -105,7 +105,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
             self._link_saved = True
         targets = self._targets()  # all checked before any request
         recurring = self._recurring()
-        order = self.call_api(f"Reading ClearSKY order {guid}", self.hook.get_order, guid)
+        order = self.call_api(f"ClearSKY order {guid}", self.hook.get_order, guid)  # the trigger says it so
         if order is None:
             return False
         self._last_status = order.status

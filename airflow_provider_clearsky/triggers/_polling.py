@@ -24,15 +24,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from airflow_provider_clearsky.exceptions import (
-    AuthenticationError,
-    ClearSkyError,
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitedError,
-    ServerError,
-    TransportError,
-)
+from airflow_provider_clearsky.exceptions import ClearSkyError, ErrorPolicy, NotFoundError, error_policy
 
 if TYPE_CHECKING:
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
@@ -40,21 +32,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Errors worth waiting out: the hook already retried them, the wait simply goes on to the next poll.
-TRANSIENT_ERRORS: tuple[type[ClearSkyError], ...] = (RateLimitedError, ServerError, TransportError)
-
 #: How long a new poller waits for other triggers to register before its first request (coalescing).
 COALESCE_SECONDS = 0.05
 
 
 def is_transient(error: BaseException) -> bool:
-    """429, 5xx, timeouts and dropped connections: keep waiting."""
-    return isinstance(error, TRANSIENT_ERRORS)
+    """Whether the error policy waits ``error`` out (429, 5xx, timeouts, dropped connections...)."""
+    return error_policy(error, waiting=True) is ErrorPolicy.WAIT
 
 
 def is_fatal(error: BaseException) -> bool:
-    """Errors that no amount of waiting or task retries will fix: fail the task at once."""
-    return isinstance(error, (AuthenticationError, InvalidRequestError, NotFoundError))
+    """Whether the error policy fails the wait at once, without task retries."""
+    return error_policy(error, waiting=True) is ErrorPolicy.FAIL
 
 
 @dataclass
