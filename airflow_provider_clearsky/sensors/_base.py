@@ -45,8 +45,9 @@ class ClearSkyBaseSensor(BaseSensorOperator):
     * ``deferrable`` (default ``[operators] default_deferrable``): one check on the worker, then the wait
       moves to the triggerer; ``mode`` is then irrelevant.
     * Terminal business failures raise :class:`ClearSkyWaitFailed` at once (no retries).
-    * Transient API errors (429, 5xx, timeouts, dropped connections), left after the hook's own retries, are
-      logged and the wait goes on; authentication errors and bad input fail at once.
+    * API errors, left after the hook's own retries, are decided by the one error policy
+      (:data:`~airflow_provider_clearsky.exceptions.ERROR_POLICIES`), in every mode alike: transient ones
+      (429, 5xx, timeouts, dropped connections) are logged and the wait goes on; 4xx and bad input fail at once.
     * ``soft_fail`` keeps Airflow's meaning: the task is skipped instead of failed, on a timeout and on the
       failures above, in every mode.
     * ``skip_on_timeout``: the task is skipped on timeout only; every other failure still fails it.
@@ -154,7 +155,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
             raise
 
     def call_api(self, what: str, call: Any, *args: Any) -> Any:
-        """Run one hook call for a poke: transient errors mean "not yet", fatal ones fail the task."""
+        """Run one hook call for a check: its result, or None when the error policy waits its error out."""
         try:
             result = call(*args)
         except ClearSkyError as error:
