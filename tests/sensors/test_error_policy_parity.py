@@ -1,16 +1,18 @@
-"""One error policy: every error kind ends the order-status sensor alike in poke, reschedule and deferrable mode.
+"""One error policy: every error kind ends a ClearSKY sensor alike in poke, reschedule and deferrable mode.
 
-Each kind runs through a whole ``dag.test()`` run of ``ClearSkyOrderStatusSensor`` (``retries=1``) per mode,
-the deferrable one with its trigger run to its event. The outcome (final state, number of tries, the message of
-each failed try) must be the same in every mode and must be what ``ERROR_POLICIES`` says for the kind.
+Each kind runs through whole ``dag.test()`` runs of ``ClearSkyOrderStatusSensor`` and (where the kind can reach
+it) ``ClearSkyImageAvailabilitySensor``, ``retries=1``, once per mode, the deferrable one with its trigger run to
+its event. The outcome (final state, number of tries, the error and message of each failed try, the XCom) must
+be the same in every mode, and the one ``ERROR_POLICIES`` gives the kind (``tests/unit/test_error_policy.py``
+ties these expectations to the table).
 
 Errors the emulator produces run over real HTTP (fault injection, a wrong key, an unknown order). The rest, and
 any error that must start after the first check (so the deferrable mode meets it in the trigger, not in its
-first check on the worker), come from a scripted ``httpx.MockTransport`` API: the first request answers the
-order in Preparing, the following ones the error.
+first check on the worker), come from a scripted ``httpx.MockTransport`` API: the first request answers "not
+yet", the following ones the error (a waited-out kind clears after a few answers).
 
-The messages are compared with the request's endpoint masked: the trigger lists the connection's orders (one
-request shared by every trigger), the worker's check reads the order's details, by design.
+The messages are compared with the request's endpoint masked: the order-status trigger lists the connection's
+orders (one request shared by every trigger), the worker's check reads the order's details, by design.
 """
 
 from __future__ import annotations
