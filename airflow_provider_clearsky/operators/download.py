@@ -651,7 +651,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
 
     # ------------------------------------------------------------------ lineage
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """Return the files written (or found complete) as OpenLineage outputs, and the order as input.
 
         Upload mode reports no output: the signed URL is a secret, and its host alone names no dataset.

@@ -611,7 +611,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
 
     # ------------------------------------------------------------------ lineage
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """Return the order created, adopted or reused as the OpenLineage output of the task."""
         from airflow_provider_clearsky.utils import openlineage
 

@@ -33,7 +33,9 @@ def order_dataset_name(base_url: str, order_guid: str) -> tuple[str, str]:
     return base_url.rstrip("/"), f"orders/{order_guid.lower()}"
 
 
-def operator_lineage(inputs: Iterable[tuple[str, str]], outputs: Iterable[tuple[str, str]]) -> OperatorLineage:
+def operator_lineage(
+    inputs: Iterable[tuple[str, str]], outputs: Iterable[tuple[str, str]]
+) -> OperatorLineage[Any, Any]:
     """Build the ``OperatorLineage`` of a task from ``(namespace, name)`` pairs."""
     from airflow.providers.common.compat.openlineage.facet import Dataset
     from airflow.providers.openlineage.extractors import OperatorLineage
