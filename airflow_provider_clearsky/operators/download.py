@@ -32,6 +32,7 @@ from airflow_provider_clearsky._compat import AirflowFailException, BaseOperator
 from airflow_provider_clearsky.exceptions import (
     ClearSkyError,
     InvalidRequestError,
+    LimitExceededError,
     RateLimitedError,
     RetryableTaskError,
     ServerError,
@@ -114,6 +115,23 @@ def _api_failure(error: ClearSkyError, what: str) -> Exception:
     return AirflowFailException(f"{what} failed: {error}")
 
 
+def _limit_refusal(error: LimitExceededError, kind: str) -> AirflowFailException:
+    """Fail for good when the API refused a request above the account's limits (codes 1004/1005).
+
+    Nothing was produced or charged then, and no retry can help: the message names the argument to change.
+    """
+    if error.error_code == 1005:
+        return AirflowFailException(
+            f"bands: the API refused the request (MaxTotalBands, code 1005: {error.message}); request fewer bands "
+            "(e.g. split into several downloads). Nothing was downloaded or paid."
+        )
+    argument = "wkt/geojson" if kind == "composite" else f"{kind}_guid"
+    return AirflowFailException(
+        f"{argument}: the API refused the request (MaxCompositeAreaKm2, code {error.error_code}: {error.message}); "
+        "split the area into smaller parts. Nothing was downloaded or paid."
+    )
+
+
 def _as_int(name: str, value: Any) -> Any:
     """Templated numbers arrive as text; turn ``"10"`` into ``10`` (anything else is left to validation)."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -146,6 +164,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         "model",
         "satellite_constellations",
         "order_guid",
+        "order_details",
         "upload_url",
         "clearsky_conn_id",
     )
@@ -172,6 +191,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         force_pixel_resolution: bool = True,
         old_pixel_selection: bool = False,
         order_guid: str | None = None,
+        order_details: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         verify_existing: str = "checksum",
         write_stac: bool = True,
@@ -198,6 +218,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         self.force_pixel_resolution = force_pixel_resolution
         self.old_pixel_selection = old_pixel_selection
         self.order_guid = order_guid
+        self.order_details = order_details
         self.overwrite = overwrite
         self.verify_existing = verify_existing
         self.write_stac = write_stac
@@ -244,7 +265,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
                     f"MaxTotalBands={limit} per request; request fewer bands (e.g. split into several downloads)"
                 )
 
-    def _estimate(self, hook: ClearSkyHook, target: _Target, account: AccountInfo) -> CompositeEstimate | None:
+    def _estimate(self, hook: ClearSkyHook, target: _Target, account: AccountInfo | None) -> CompositeEstimate | None:
         return None
 
     # ------------------------------------------------------------------ shared helpers for subclasses
@@ -334,6 +355,31 @@ class _ClearSkyDownloadOperator(BaseOperator):
                 self.order_guid = order_guid(self.order_guid)
             except ValueError as error:
                 raise AirflowFailException(f"{error}; or leave order_guid unset (a literal None)") from None
+        if self.order_details is not None:
+            self._check_order_details()
+
+    def _check_order_details(self) -> None:
+        """Take the order's GUID from the record the run already has, or check it names ``order_guid``'s order."""
+        from airflow_provider_clearsky.models.orders import order_guid
+
+        details = self.order_details
+        guid = details.get("TaskOrderGuid") if isinstance(details, Mapping) else None
+        if not isinstance(guid, str):
+            raise AirflowFailException(
+                "order_details: must be the order record ClearSkyOrderStatusSensor returns (a mapping with "
+                f"TaskOrderGuid, e.g. wait_for_order.output), not {type(details).__name__}; or leave it unset"
+            )
+        try:
+            guid = order_guid(guid, "order_details' TaskOrderGuid")
+        except ValueError as error:
+            raise AirflowFailException(str(error)) from None
+        if self.order_guid is None:
+            self.order_guid = guid
+        elif str(self.order_guid).lower() != guid.lower():
+            raise AirflowFailException(
+                f"order_details: it is the record of order {guid} but order_guid is {self.order_guid}; pass the "
+                "same order's record, or leave order_details unset"
+            )
 
     @staticmethod
     def _check_destination_text(destination: Any) -> None:
@@ -418,21 +464,36 @@ class _ClearSkyDownloadOperator(BaseOperator):
 
         return ClearSkyHook(self.clearsky_conn_id)
 
-    def _prepare(self, hook: ClearSkyHook, targets: list[_Target]) -> tuple[AccountInfo, dict[str, Any]]:
-        """Limits and estimates before anything is paid; returns the account and attribution notices."""
-        try:
-            account = hook.get_account_info()
-        except ClearSkyError as error:
-            raise _api_failure(error, "reading the account limits") from None
-        self._check_limits(targets, account)
+    def _needs_account(self, targets: list[_Target]) -> bool:
+        """Whether the account's limits must be read before paying.
+
+        One transfer needs no look: the API refuses a request above ``MaxCompositeAreaKm2`` or ``MaxTotalBands``
+        itself (codes 1004/1005) before producing or charging anything. Several transfers in one task are
+        checked all at once first, so a later one's refusal cannot come after earlier ones were paid.
+        """
+        return len(targets) > 1
+
+    def _prepare(self, hook: ClearSkyHook, targets: list[_Target]) -> tuple[AccountInfo | None, dict[str, Any]]:
+        """Limits and estimates before anything is paid; returns the account (if read) and attribution notices."""
+        account: AccountInfo | None = None
+        if self._needs_account(targets):
+            try:
+                account = hook.get_account_info()
+            except ClearSkyError as error:
+                raise _api_failure(error, "reading the account limits") from None
+            self._check_limits(targets, account)
         notices: dict[str, Any] = {}
         for target in targets:
             estimate = self._estimate(hook, target, account)
             if estimate is not None:
                 target.result["estimate"] = estimate.model_dump(mode="json", by_alias=True)
                 notices.update(meta.notices("estimate", estimate.model_extra))
-        if self.order_guid:
-            notices.update(self._order_notices(hook, str(self.order_guid)))
+        # The order as the run already read it, when its record carries notices; else its details, read once.
+        # (A deferred wait's record comes from the order list, which may leave the details' notices out.)
+        order_notices = meta.notices("order", self.order_details) if self.order_details is not None else {}
+        if not order_notices and self.order_guid:
+            order_notices = self._order_notices(hook, str(self.order_guid))
+        notices.update(order_notices)
         return account, notices
 
     def _order_notices(self, hook: ClearSkyHook, order_guid: str) -> dict[str, Any]:
@@ -448,7 +509,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         with self._hook() as hook:
             account, notices = self._prepare(hook, targets)
             limit = hook.settings.max_concurrent_connections
-            if account.max_concurrent_connections:
+            if account is not None and account.max_concurrent_connections:
                 limit = min(limit, account.max_concurrent_connections)
             slots = transfer.connection_slots(self.clearsky_conn_id, hook.settings.base_url, limit)
             for target in targets:
@@ -502,6 +563,8 @@ class _ClearSkyDownloadOperator(BaseOperator):
                         provider_version=_provider_version(),
                     )
                 self._commit_with_metadata(target, writer, document)
+        except LimitExceededError as error:
+            raise _limit_refusal(error, target.kind) from None
         except ClearSkyError as error:
             raise _api_failure(error, f"downloading {target.kind} to {target.uri}") from None
         except storage.IncompleteDownloadError as error:
@@ -642,6 +705,8 @@ class _ClearSkyDownloadOperator(BaseOperator):
                                 f"the API answered {download.status_code} with a file instead of writing it to "
                                 "upload_url; nothing was saved"
                             )
+                except LimitExceededError as error:
+                    raise _limit_refusal(error, target.kind) from None
                 except ClearSkyError as error:
                     raise _api_failure(error, f"uploading {target.kind} via upload_url") from None
                 label = target.guid or target.settings.get("Date")
@@ -734,7 +799,11 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
     :param old_pixel_selection: ``OldPixelSelectionMode``: the service's earlier pixel selection (default
         ``False``, as the vendor client sends; composites only, tiles ignore it).
     :param order_guid: the order the imagery belongs to; recorded in the sidecar, and its attribution
-        notices are copied there.
+        notices are copied there (read from the order's details, once per task, unless ``order_details``).
+    :param order_details: the order as the run already read it: the record ``ClearSkyOrderStatusSensor``
+        returns (e.g. ``wait_for_order.output``). Its ``TaskOrderGuid`` is the ``order_guid`` (which, if given
+        too, must match); when it carries attribution notices they go to the sidecar without reading the order
+        again (a record without any, e.g. from a deferred wait's order list, still has the details read).
     :param overwrite: download again (and pay again) even if a complete file is already there.
     :param verify_existing: how an existing file is checked before skipping: ``checksum`` (read back and
         compare SHA-256 with the sidecar; default) or ``size`` (size only; cheaper on remote stores).
@@ -818,10 +887,18 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
                     f"MaxCompositeAreaKm2={limit:,.0f} per composite; split the area into smaller parts"
                 )
 
-    def _estimate(self, hook: ClearSkyHook, target: _Target, account: AccountInfo) -> CompositeEstimate | None:
+    def _needs_account(self, targets: list[_Target]) -> bool:
+        # An estimate is checked against the account's balance and area limit before paying.
+        return super()._needs_account(targets) or self._estimating()
+
+    def _estimating(self) -> bool:
+        return self.estimate_first or self._max_units() is not None
+
+    def _estimate(self, hook: ClearSkyHook, target: _Target, account: AccountInfo | None) -> CompositeEstimate | None:
         ceiling = self._max_units()
-        if not self.estimate_first and ceiling is None:
+        if not self._estimating():
             return None
+        assert account is not None  # read whenever an estimate is made (_needs_account)
         try:
             estimate = hook.estimate_composite(target.request)
         except ClearSkyError as error:
