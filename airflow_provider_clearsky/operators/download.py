@@ -39,9 +39,11 @@ from airflow_provider_clearsky.exceptions import (
     TransportError,
 )
 from airflow_provider_clearsky.links import ClearSkyOrderLink
+from airflow_provider_clearsky.operators import _atomic_writer as writing
 from airflow_provider_clearsky.operators import _download_metadata as meta
 from airflow_provider_clearsky.operators import _download_transfer as transfer
 from airflow_provider_clearsky.operators import _storage as storage
+from airflow_provider_clearsky.operators import _storage_leftovers as leftovers
 from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
@@ -531,7 +533,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         try:
             # Everything that can find the destination unwritable happens before the paid request.
             storage.check_free_space(target.final.parent, self._expected_bytes(target))
-            with storage.AtomicWriter(target.final) as writer:
+            with writing.AtomicWriter(target.final) as writer:
                 self.log.info("Downloading ClearSKY %s %s to %s", target.kind, label, target.uri)
                 started_at = dt.datetime.now(dt.timezone.utc)
                 started = time.monotonic()
@@ -567,7 +569,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
             raise _limit_refusal(error, target.kind) from None
         except ClearSkyError as error:
             raise _api_failure(error, f"downloading {target.kind} to {target.uri}") from None
-        except storage.IncompleteDownloadError as error:
+        except writing.IncompleteDownloadError as error:
             raise RetryableTaskError(f"download of {target.uri} was cut short: {error}; will be retried") from None
         except storage.DestinationError as error:
             raise AirflowFailException(
@@ -583,7 +585,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         target.result = document
         self.log.info("Saved %s (%d bytes, SHA-256 %s)", target.uri, document["size"], document["sha256"])
 
-    def _commit_with_metadata(self, target: _Target, writer: storage.AtomicWriter, document: dict[str, Any]) -> None:
+    def _commit_with_metadata(self, target: _Target, writer: writing.AtomicWriter, document: dict[str, Any]) -> None:
         """Write the sidecar and STAC first (a file at the final name always has its sidecar), then the file.
 
         If the metadata cannot be written, the complete, paid bytes are kept beside the final name and a later
@@ -610,7 +612,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         none (False).
         """
         assert target.final is not None
-        found = storage.find_kept(target.final, target.key)
+        found = leftovers.find_kept(target.final, target.key)
         if found is None:
             return False
         kept, size, sha256 = found
@@ -650,7 +652,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         timeout = self.execution_timeout
         stale_after = timeout.total_seconds() if timeout else DEFAULT_STALE_AFTER.total_seconds()
         try:
-            removed = storage.remove_stale_temporaries(target.final, stale_after)
+            removed = leftovers.remove_stale_temporaries(target.final, stale_after)
         except Exception as error:  # cleaning is a courtesy: it never stops a download
             self.log.warning("could not look for stale temporaries of %s: %s", target.uri, error)
             return
