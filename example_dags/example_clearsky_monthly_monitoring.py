@@ -46,7 +46,8 @@ the fields in `aoi/funen_dairy_fields.wkt` (weekly images, bands B2, B3, B4, B8,
 3. **wait_for_images** (deferrable) until every image date of last month is ready, with the download's
    settings. Returns the dates.
 4. **download** one composite per date (mapped; the map index shows the date) to
-   `params.destination/<month>/`, with a checksum sidecar and a STAC item; never paid twice.
+   `params.destination/<month>/`, with a checksum sidecar and a STAC item; never paid twice. Each takes the
+   order (GUID and attribution notices) from **wait_for_order**'s result instead of reading it again.
 5. **publish** emits the Asset `clearsky://monitoring/funen-dairy-fields` once per month with the file list.
 
 "Last month" is `previous_month()`: right for scheduled runs, backfills, and manual runs with or without a
@@ -130,7 +131,8 @@ with DAG(
         bands=BANDS,
         resolution=10,
         destination=month.format("{{ params.destination }}/{label}"),
-        order_guid=order.output,
+        # The order as wait_for_order read it: its GUID and attribution notices for the sidecars, no extra request.
+        order_details=wait_for_order.output,
         map_index_template="{{ task.date }}",
         max_active_tis_per_dag=2,  # stay within the account's MaxConcurrentConnections
     ).expand(date=wait_for_images.output)

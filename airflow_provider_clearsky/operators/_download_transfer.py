@@ -1,15 +1,27 @@
-"""Moving the bytes: a per-connection cap on concurrent downloads, and progress reports while streaming."""
+"""Moving the bytes: a per-connection cap on concurrent downloads, the paid answer into its writer, progress."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow_provider_clearsky._compat import AirflowFailException
+from airflow_provider_clearsky.operators import _storage as storage
+
+if TYPE_CHECKING:
+    from airflow_provider_clearsky.hooks.download import Download
+    from airflow_provider_clearsky.operators._atomic_writer import AtomicWriter
+    from airflow_provider_clearsky.operators._download_target import DownloadTarget
 
 
-class _Log(Protocol):
+class Log(Protocol):
+    """What a task's logger offers (``logging.Logger`` or structlog's)."""
+
     def info(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+
+    def warning(self, event: Any, *args: Any, **kw: Any) -> Any: ...
 
 
 # One semaphore per (connection id, base URL) for the whole process: however many operators or threads
@@ -44,7 +56,7 @@ class Progress:
 
     def __init__(
         self,
-        log: _Log,
+        log: Log,
         name: str,
         total: int | None,
         *,
@@ -103,3 +115,24 @@ def pump(chunks: Iterable[bytes], write: Callable[[bytes], None], progress: Prog
         received += len(chunk)
         progress.update(received)
     return received
+
+
+def receive(
+    download: Download,
+    writer: AtomicWriter,
+    target: DownloadTarget,
+    *,
+    chunk_size: int | None,
+    log: Log,
+    started: float,
+) -> None:
+    """Stream a paid answer into ``writer`` and check its size against ``Content-Length`` (not committed yet)."""
+    assert target.final is not None
+    if download.uploaded:
+        raise AirflowFailException("the API answered 201 (uploaded) although no upload_url was given")
+    total = download.content_length if download.exact_length else None
+    storage.check_free_space(target.final.parent, total)
+    progress = Progress(log, target.final.name, total, started=started)
+    pump(download.iter_bytes(chunk_size), writer.write, progress)
+    writer.finish(total)
+    progress.finish()

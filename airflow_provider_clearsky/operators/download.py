@@ -8,46 +8,51 @@
    complete file (size and checksum recorded in its sidecar) is returned without any request: a retry or
    a re-run never pays twice;
 3. account limits (``MaxCompositeAreaKm2``, ``MaxTotalBands``) and, optionally, the processing-unit
-   estimate are checked before the download;
+   estimate are checked before the download (by the API itself for a single file: it refuses, uncharged);
 4. the bytes stream in chunks to a temporary name next to the final one and are moved into place only
    when ``Content-Length`` bytes arrived; a sidecar ``<file>.json`` (settings, order GUID, SHA-256, size,
    attribution notices) and, optionally, a STAC Item ``<file>.stac.json`` are written beside the file.
 
-See ``docs/operators-download.md``.
+This module holds the operators and the paid requests (what their failures mean); the arguments, file names
+and reports are in ``_download_base``, the checks in ``_download_checks``, the commit and its recovery in
+``_download_commit``. See ``docs/operators-download.md``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_clearsky import records
-from airflow_provider_clearsky._compat import AirflowFailException, BaseOperator, mask_secret
+from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.exceptions import (
     ClearSkyError,
     ErrorPolicy,
     InvalidRequestError,
+    LimitExceededError,
     RetryableTaskError,
     error_policy,
 )
-from airflow_provider_clearsky.links import ClearSkyOrderLink
+from airflow_provider_clearsky.operators import _atomic_writer as writing
+from airflow_provider_clearsky.operators import _download_checks as checks
+from airflow_provider_clearsky.operators import _download_commit as commit
 from airflow_provider_clearsky.operators import _download_metadata as meta
 from airflow_provider_clearsky.operators import _download_transfer as transfer
 from airflow_provider_clearsky.operators import _storage as storage
+from airflow_provider_clearsky.operators._download_base import DownloadOperatorBase
+from airflow_provider_clearsky.operators._download_target import (
+    DownloadTarget,
+    expected_bytes,
+    open_download,
+    tile_guids,
+)
 from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
-    from airflow.providers.openlineage.extractors import OperatorLineage
-    from airflow.sdk import Context, ObjectStoragePath
-
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
-    from airflow_provider_clearsky.models import AccountInfo, CompositeEstimate, ImageryRequest
+    from airflow_provider_clearsky.models import AccountInfo, CompositeEstimate
 
 # Model field -> operator argument, so error messages name what the DAG author wrote.
 _FIELD_ARGUMENTS = {
@@ -73,25 +78,6 @@ _FIELD_ARGUMENTS = {
 }
 # Keyed by the field's casing-free spelling: errors name fields by their PascalCase aliases.
 _ARGUMENT_NAMES = {field.replace("_", ""): argument for field, argument in _FIELD_ARGUMENTS.items()}
-_VERIFY_MODES = ("checksum", "size")
-#: Without an execution_timeout, a temporary object of a remote destination older than this is a dead
-#: writer's leftover (local temporaries are told apart by their lock, whatever their age).
-DEFAULT_STALE_AFTER = dt.timedelta(hours=24)
-
-
-@dataclass
-class _Target:
-    """One file to produce: its request, its name and what is known about it so far."""
-
-    kind: str  # composite | tile | minitile
-    request: ImageryRequest
-    settings: dict[str, Any]
-    key: str
-    guid: str | None = None
-    final: ObjectStoragePath | None = None
-    uri: str = ""
-    skipped: bool = False
-    result: dict[str, Any] = field(default_factory=dict)
 
 
 def _invalid(error: InvalidRequestError, prefix: str = "invalid download settings") -> AirflowFailException:
@@ -113,6 +99,23 @@ def _api_failure(error: ClearSkyError, what: str) -> Exception:
     return RetryableTaskError(f"{what} failed, will be retried: {error}")
 
 
+def _limit_refusal(error: LimitExceededError, kind: str) -> AirflowFailException:
+    """Fail for good when the API refused a request above the account's limits (codes 1004/1005).
+
+    Nothing was produced or charged then, and no retry can help: the message names the argument to change.
+    """
+    if error.error_code == 1005:
+        return AirflowFailException(
+            f"bands: the API refused the request (MaxTotalBands, code 1005: {error.message}); request fewer bands "
+            "(e.g. split into several downloads). Nothing was downloaded or paid."
+        )
+    argument = "wkt/geojson" if kind == "composite" else f"{kind}_guid"
+    return AirflowFailException(
+        f"{argument}: the API refused the request (MaxCompositeAreaKm2, code {error.error_code}: {error.message}); "
+        "split the area into smaller parts. Nothing was downloaded or paid."
+    )
+
+
 def _as_int(name: str, value: Any) -> Any:
     """Templated numbers arrive as text; turn ``"10"`` into ``10`` (anything else is left to validation)."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -128,125 +131,8 @@ def _date_text(value: Any) -> Any:
     return value
 
 
-class _ClearSkyDownloadOperator(BaseOperator):
-    """Shared machinery of the download operators (not for direct use)."""
-
-    _kind_label: ClassVar[str] = "download"
-    template_fields: Sequence[str] = (
-        "date",
-        "destination",
-        "filename",
-        "resolution",
-        "epsg",
-        "bands",
-        "data_type",
-        "pixel_selection",
-        "utm_mode",
-        "model",
-        "satellite_constellations",
-        "order_guid",
-        "upload_url",
-        "clearsky_conn_id",
-    )
-    ui_color = "#cfe8fc"
-    operator_extra_links = (ClearSkyOrderLink(),)
-
-    def __init__(
-        self,
-        *,
-        date: Any,
-        destination: str | None = None,
-        filename: str | None = None,
-        resolution: int | str = 10,
-        epsg: int | str = 47000,
-        bands: str | Sequence[str] = "all",
-        data_type: str = "INT16",
-        pixel_selection: str = "intersect",
-        utm_mode: str = "combined_utm",
-        model: str = "Stratus2",
-        satellite_constellations: str | Sequence[str] | None = None,
-        allow_partial: bool = False,
-        level: int | None = None,
-        harmonize: bool | None = None,
-        force_pixel_resolution: bool = True,
-        old_pixel_selection: bool = False,
-        order_guid: str | None = None,
-        overwrite: bool = False,
-        verify_existing: str = "checksum",
-        write_stac: bool = True,
-        upload_url: str | None = None,
-        chunk_size: int | None = None,
-        clearsky_conn_id: str = "clearsky_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.date = date
-        self.destination = destination
-        self.filename = filename
-        self.resolution = resolution
-        self.epsg = epsg
-        self.bands = bands
-        self.data_type = data_type
-        self.pixel_selection = pixel_selection
-        self.utm_mode = utm_mode
-        self.model = model
-        self.satellite_constellations = satellite_constellations
-        self.allow_partial = allow_partial
-        self.level = level
-        self.harmonize = harmonize
-        self.force_pixel_resolution = force_pixel_resolution
-        self.old_pixel_selection = old_pixel_selection
-        self.order_guid = order_guid
-        self.overwrite = overwrite
-        self.verify_existing = verify_existing
-        self.write_stac = write_stac
-        self.upload_url = upload_url
-        self.chunk_size = chunk_size
-        self.clearsky_conn_id = clearsky_conn_id
-
-    # ------------------------------------------------------------------ secrets
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Any,
-        context: Any,
-        jinja_env: Any,
-        seen_oids: set[int],
-    ) -> None:
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        # Register the rendered signed URL with the secrets masker before Airflow stores rendered fields,
-        # so it shows as *** in the UI, the logs and anything else that is redacted.
-        if parent is self:
-            self._mask_upload_url()
-
-    def _mask_upload_url(self) -> None:
-        if isinstance(self.upload_url, str) and self.upload_url:
-            mask_secret(self.upload_url)
-
-    # ------------------------------------------------------------------ what subclasses provide
-
-    def _targets(self) -> list[_Target]:
-        raise NotImplementedError
-
-    def _returns_list(self) -> bool:
-        return False
-
-    def _check_limits(self, targets: list[_Target], account: AccountInfo) -> None:
-        """Bands above ``MaxTotalBands`` fail before any download request."""
-        limit = account.max_total_bands
-        for target in targets:
-            count = target.request.band_count
-            if limit is not None and count > limit:
-                raise AirflowFailException(
-                    f"bands: {target.request.bandnames!r} asks for {count} bands but the account allows "
-                    f"MaxTotalBands={limit} per request; request fewer bands (e.g. split into several downloads)"
-                )
-
-    def _estimate(self, hook: ClearSkyHook, target: _Target, account: AccountInfo) -> CompositeEstimate | None:
-        return None
-
-    # ------------------------------------------------------------------ shared helpers for subclasses
+class _ClearSkyDownloadOperator(DownloadOperatorBase):
+    """The paid requests of the download operators, and what their failures mean (not for direct use)."""
 
     def _settings_kwargs(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -270,168 +156,32 @@ class _ClearSkyDownloadOperator(BaseOperator):
             values["upload_url"] = self.upload_url
         return values
 
-    def _target(self, kind: str, request: ImageryRequest, guid: str | None = None) -> _Target:
-        settings = request.estimate_payload()  # never contains the upload URL
-        return _Target(kind=kind, request=request, settings=settings, key=meta.request_key(settings), guid=guid)
+    def _estimate(
+        self, hook: ClearSkyHook, target: DownloadTarget, account: AccountInfo | None
+    ) -> CompositeEstimate | None:
+        return None
 
-    # ------------------------------------------------------------------ execute
-
-    def execute(self, context: Context) -> str | list[str]:
-        self._mask_upload_url()
-        self._check_arguments()
-        targets = self._targets()
-        if self.upload_url:
-            return self._execute_upload(targets)
-
-        assert self.destination is not None
-        try:
-            folder = storage.storage_path(str(self.destination))
-        except Exception as error:  # unknown protocol, bad URL, missing fsspec implementation
-            raise AirflowFailException(
-                f"destination: {self.destination!r} is not a usable storage path ({type(error).__name__}: {error}); "
-                "pass a local folder, file://, memory:// or an fsspec URL such as s3://conn_id@bucket/prefix"
-            ) from None
-        for target in targets:
-            target.final = folder / self._file_name(target, several=len(targets) > 1)
-            target.uri = storage.uri_of(target.final)
-
-        pending = [target for target in targets if not self._already_downloaded(target)]
-        if pending:
-            self._download_all(pending)
-        uris = [target.uri for target in targets]
-        self._written_uris = uris  # for OpenLineage, after the task
-        self._annotate_outlets(context, targets)
-        self._record(context, targets)
-        return uris if self._returns_list() or len(uris) != 1 else uris[0]
-
-    def _check_arguments(self) -> None:
-        if self.verify_existing not in _VERIFY_MODES:
-            raise AirflowFailException(
-                f"verify_existing: must be one of {', '.join(_VERIFY_MODES)}, not {self.verify_existing!r}"
-            )
-        if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 4096):
-            raise AirflowFailException(
-                f"chunk_size: must be None (as received, fastest) or at least 4096 bytes, not {self.chunk_size!r}"
-            )
-        if self.upload_url and self.destination:
-            raise AirflowFailException(
-                "destination and upload_url: give one of them; with upload_url the API writes the file itself"
-            )
-        if not self.upload_url and not self.destination:
-            raise AirflowFailException(
-                "destination: required (a local folder, file://, memory:// or any fsspec URL, e.g. "
-                "'s3://aws_default@bucket/imagery/{{ ds }}'), unless upload_url is given"
-            )
-        if self.upload_url and not str(self.upload_url).lower().startswith(("https://", "http://")):
-            raise AirflowFailException("upload_url: must be an http(s) URL (a signed URL the API can PUT to)")
-        if self.destination is not None and not self.upload_url:
-            self._check_destination_text(self.destination)
-        if self.order_guid is not None:
-            from airflow_provider_clearsky.models.orders import order_guid
-
+    def _prepare(self, hook: ClearSkyHook, targets: list[DownloadTarget]) -> tuple[AccountInfo | None, dict[str, Any]]:
+        """Limits and estimates before anything is paid; returns the account (if read) and attribution notices."""
+        account: AccountInfo | None = None
+        if self._needs_account(targets):
             try:
-                self.order_guid = order_guid(self.order_guid)
-            except ValueError as error:
-                raise AirflowFailException(f"{error}; or leave order_guid unset (a literal None)") from None
-
-    @staticmethod
-    def _check_destination_text(destination: Any) -> None:
-        """Refuse, before paying, a destination a template rendered from nothing.
-
-        ``"None"``, ``""`` or a ``None`` folder would be paid for and written to the worker's current directory.
-        """
-        if not isinstance(destination, (str, os.PathLike)):
-            raise AirflowFailException(
-                f"destination: must be a folder path or URL as text, not {type(destination).__name__}"
-            )
-        text = os.fspath(destination).strip()
-        parts = [part.strip().lower() for part in text.split("://", 1)[-1].split("/")]
-        if not text or any(part in ("none", "null") for part in parts) or "{{" in text or "{%" in text:
-            raise AirflowFailException(
-                f"destination: {text!r} looks like a template that rendered nothing (a 'None' or empty part, or an "
-                "unrendered template); give the folder to write to, e.g. '/data/imagery/{{ ds }}' or "
-                "'s3://aws_default@bucket/imagery'. Nothing was downloaded or paid."
-            )
-
-    def _file_name(self, target: _Target, *, several: bool) -> str:
-        if not self.filename:
-            return meta.default_filename(target.kind, target.settings, target.key, target.guid)
-        fields = meta.filename_fields(target.kind, target.settings, target.key, target.guid)
-        try:
-            name = str(self.filename).format_map(fields)
-        except (KeyError, IndexError, ValueError) as error:
-            raise AirflowFailException(
-                f"filename: {self.filename!r} uses an unknown placeholder ({error}); available: "
-                f"{', '.join('{' + k + '}' for k in fields)}"
-            ) from None
-        name = name.strip().lstrip("/")
-        if not name or name.endswith("/") or ".." in name.split("/"):
-            raise AirflowFailException(f"filename: {self.filename!r} must name a file inside destination")
-        if several and "{guid}" not in str(self.filename) and "{key}" not in str(self.filename):
-            raise AirflowFailException(
-                "filename: several files are downloaded, so the template must contain {guid} or {key}"
-            )
-        return name
-
-    # ------------------------------------------------------------------ never twice
-
-    def _already_downloaded(self, target: _Target) -> bool:
-        """Tell whether the final file is a complete download of this very request (nothing is sent then)."""
-        assert target.final is not None
-        if not storage.exists(target.final):
-            return self._finish_kept(target)
-        if self.overwrite:
-            self.log.info("%s exists; overwrite=True, so it will be downloaded again (and paid again)", target.uri)
-            return False
-        sidecar_path = target.final.parent / (target.final.name + meta.SIDECAR_SUFFIX)
-        document = storage.read_json(sidecar_path)
-        ok, why = meta.sidecar_matches(document, target.key)
-        if ok:
-            assert document is not None
-            size = storage.size_of(target.final)
-            if size != document["size"]:
-                ok, why = False, f"its size ({size} bytes) differs from the sidecar's ({document['size']} bytes)"
-            elif self.verify_existing == "checksum" and storage.sha256_of(target.final) != document["sha256"]:
-                ok, why = False, "its SHA-256 differs from the sidecar's"
-        if not ok or document is None:
-            raise AirflowFailException(
-                f"{target.uri} already exists but {why}, so it is not known to be a complete download of this "
-                "request. Nothing was downloaded or paid. Set overwrite=True to replace it, or choose another "
-                "destination or filename."
-            )
-        self.log.info(
-            "%s is already downloaded and complete (%d bytes, SHA-256 %s...): skipping the request, no processing "
-            "units spent",
-            target.uri,
-            document["size"],
-            document["sha256"][:16],
-        )
-        target.skipped = True
-        target.result = document
-        return True
-
-    # ------------------------------------------------------------------ paying
-
-    def _hook(self) -> ClearSkyHook:
-        from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
-
-        return ClearSkyHook(self.clearsky_conn_id)
-
-    def _prepare(self, hook: ClearSkyHook, targets: list[_Target]) -> tuple[AccountInfo, dict[str, Any]]:
-        """Limits and estimates before anything is paid; returns the account and attribution notices."""
-        try:
-            account = hook.get_account_info()
-        except ClearSkyError as error:
-            raise _api_failure(error, "reading the account limits") from None
-        self._check_limits(targets, account)
+                account = hook.get_account_info()
+            except ClearSkyError as error:
+                raise _api_failure(error, "reading the account limits") from None
+            self._check_limits(targets, account)
         notices: dict[str, Any] = {}
         for target in targets:
             estimate = self._estimate(hook, target, account)
             if estimate is not None:
                 target.result["estimate"] = estimate.model_dump(mode="json", by_alias=True)
                 notices.update(meta.notices("estimate", estimate.model_extra))
-        if self.order_guid:
-            notices.update(self._order_notices(hook, str(self.order_guid)))
+        # The order as the run already read it, when its record carries notices; else its details, read once.
+        # (A deferred wait's record comes from the order list, which may leave the details' notices out.)
+        order_notices = meta.notices("order", self.order_details) if self.order_details is not None else {}
+        if not order_notices and self.order_guid:
+            order_notices = self._order_notices(hook, str(self.order_guid))
+        notices.update(order_notices)
         return account, notices
 
     def _order_notices(self, hook: ClearSkyHook, order_guid: str) -> dict[str, Any]:
@@ -443,54 +193,37 @@ class _ClearSkyDownloadOperator(BaseOperator):
             return {}
         return meta.notices("order", order.model_extra)
 
-    def _download_all(self, targets: list[_Target]) -> None:
+    def _download_all(self, targets: list[DownloadTarget]) -> None:
         with self._hook() as hook:
             account, notices = self._prepare(hook, targets)
             limit = hook.settings.max_concurrent_connections
-            if account.max_concurrent_connections:
+            if account is not None and account.max_concurrent_connections:
                 limit = min(limit, account.max_concurrent_connections)
             slots = transfer.connection_slots(self.clearsky_conn_id, hook.settings.base_url, limit)
             for target in targets:
                 with slots:
                     self._download_one(hook, target, notices)
 
-    def _open(self, hook: ClearSkyHook, target: _Target) -> Any:
-        from airflow_provider_clearsky.models import GridImageryRequest
-
-        if isinstance(target.request, GridImageryRequest):
-            return hook.stream_tile(target.request)
-        return hook.stream_composite(target.request)
-
-    def _download_one(self, hook: ClearSkyHook, target: _Target, notices: dict[str, Any]) -> None:
+    def _download_one(self, hook: ClearSkyHook, target: DownloadTarget, notices: dict[str, Any]) -> None:
         assert target.final is not None
-        label = target.guid or target.settings.get("Date")
-        self._remove_stale_temporaries(target)
+        commit.remove_stale_temporaries(target, self.execution_timeout, self.log)
         paid = False
         try:
             # Everything that can find the destination unwritable happens before the paid request.
-            storage.check_free_space(target.final.parent, self._expected_bytes(target))
-            with storage.AtomicWriter(target.final) as writer:
-                self.log.info("Downloading ClearSKY %s %s to %s", target.kind, label, target.uri)
+            storage.check_free_space(target.final.parent, expected_bytes(target))
+            with writing.AtomicWriter(target.final) as writer:
+                self.log.info("Downloading ClearSKY %s %s to %s", target.kind, target.label, target.uri)
                 started_at = dt.datetime.now(dt.timezone.utc)
                 started = time.monotonic()
                 paid = True
-                with self._open(hook, target) as download:
-                    if download.uploaded:
-                        raise AirflowFailException("the API answered 201 (uploaded) although no upload_url was given")
-                    total = download.content_length if download.exact_length else None
-                    storage.check_free_space(target.final.parent, total)
-                    progress = transfer.Progress(self.log, target.final.name, total, started=started)
-                    transfer.pump(download.iter_bytes(self.chunk_size), writer.write, progress)
-                    writer.finish(total)
-                    progress.finish()
-                    document = meta.sidecar_document(
-                        kind=target.kind,
-                        uri=target.uri,
-                        filename=target.final.name,
+                with open_download(hook, target) as download:
+                    transfer.receive(
+                        download, writer, target, chunk_size=self.chunk_size, log=self.log, started=started
+                    )
+                    document = commit.sidecar(
+                        target,
                         size=writer.size,
                         sha256=writer.sha256,
-                        key=target.key,
-                        settings=target.settings,
                         order_guid=str(self.order_guid) if self.order_guid else None,
                         source_filename=download.filename,
                         content_type=download.content_type,
@@ -498,12 +231,13 @@ class _ClearSkyDownloadOperator(BaseOperator):
                         estimate=target.result.get("estimate"),
                         downloaded_at=started_at,
                         duration_seconds=time.monotonic() - started,
-                        provider_version=_provider_version(),
                     )
-                self._commit_with_metadata(target, writer, document)
+                commit.commit_with_metadata(target, writer, document, write_stac=self.write_stac)
+        except LimitExceededError as error:
+            raise _limit_refusal(error, target.kind) from None
         except ClearSkyError as error:
             raise _api_failure(error, f"downloading {target.kind} to {target.uri}") from None
-        except storage.IncompleteDownloadError as error:
+        except writing.IncompleteDownloadError as error:
             raise RetryableTaskError(f"download of {target.uri} was cut short: {error}; will be retried") from None
         except storage.DestinationError as error:
             raise AirflowFailException(
@@ -519,115 +253,7 @@ class _ClearSkyDownloadOperator(BaseOperator):
         target.result = document
         self.log.info("Saved %s (%d bytes, SHA-256 %s)", target.uri, document["size"], document["sha256"])
 
-    def _commit_with_metadata(self, target: _Target, writer: storage.AtomicWriter, document: dict[str, Any]) -> None:
-        """Write the sidecar and STAC first (a file at the final name always has its sidecar), then the file.
-
-        If the metadata cannot be written, the complete, paid bytes are kept beside the final name and a later
-        try writes only the metadata.
-        """
-        assert target.final is not None
-        try:
-            self._write_metadata(target, document)
-        except Exception as error:
-            storage.remove(target.final.parent / (target.final.name + meta.SIDECAR_SUFFIX))
-            kept = writer.keep(target.key)
-            raise RetryableTaskError(
-                f"{target.uri}: the download is complete ({writer.size} bytes, SHA-256 {writer.sha256[:16]}...) and "
-                f"kept as {kept.name}, but its metadata could not be written ({type(error).__name__}: {error}). "
-                "The next try (or a re-run) writes only the metadata and moves the file into place; nothing is paid "
-                "again."
-            ) from None
-        writer.commit()
-
-    def _finish_kept(self, target: _Target) -> bool:
-        """Finish a complete download an earlier try kept because its metadata failed.
-
-        Verify it, write the metadata and move it into place, without any request (True), or say there is
-        none (False).
-        """
-        assert target.final is not None
-        found = storage.find_kept(target.final, target.key)
-        if found is None:
-            return False
-        kept, size, sha256 = found
-        if storage.size_of(kept) != size or storage.sha256_of(kept) != sha256:
-            self.log.warning("%s does not match the size and checksum in its name; ignoring it", kept.name)
-            return False
-        document = meta.sidecar_document(
-            kind=target.kind,
-            uri=target.uri,
-            filename=target.final.name,
-            size=size,
-            sha256=sha256,
-            key=target.key,
-            settings=target.settings,
-            order_guid=str(self.order_guid) if self.order_guid else None,
-            source_filename=None,
-            content_type=None,
-            attribution={},
-            estimate=None,
-            downloaded_at=dt.datetime.now(dt.timezone.utc),
-            duration_seconds=0.0,
-            provider_version=_provider_version(),
-        )
-        self._write_metadata(target, document)
-        storage.move(kept, target.final)
-        self.log.info(
-            "%s: an earlier try downloaded and paid it completely but could not write its metadata; wrote the "
-            "metadata and moved it into place, no request, nothing paid",
-            target.uri,
-        )
-        target.skipped = True
-        target.result = document
-        return True
-
-    def _remove_stale_temporaries(self, target: _Target) -> None:
-        assert target.final is not None
-        timeout = self.execution_timeout
-        stale_after = timeout.total_seconds() if timeout else DEFAULT_STALE_AFTER.total_seconds()
-        try:
-            removed = storage.remove_stale_temporaries(target.final, stale_after)
-        except Exception as error:  # cleaning is a courtesy: it never stops a download
-            self.log.warning("could not look for stale temporaries of %s: %s", target.uri, error)
-            return
-        if removed:
-            self.log.info("Removed what killed earlier writers of %s left: %s", target.uri, ", ".join(removed))
-
-    def _expected_bytes(self, target: _Target) -> int | None:
-        """Return the raster's uncompressed size from the estimate's area, when an estimate was made."""
-        area = (target.result.get("estimate") or {}).get("AreaEstimateKm2")
-        resolution = target.settings.get("Resolution")
-        if not isinstance(area, (int, float)) or not isinstance(resolution, int) or resolution <= 0:
-            return None
-        sample = 1 if str(target.settings.get("DataType", "")).upper() == "UINT8" else 2
-        return int(area * 1e6 / resolution**2 * target.request.band_count * sample)
-
-    def _write_metadata(self, target: _Target, document: dict[str, Any]) -> None:
-        assert target.final is not None
-        parent, name = target.final.parent, target.final.name
-        storage.write_json_atomically(parent / (name + meta.SIDECAR_SUFFIX), document)
-        if self.write_stac:
-            geometry = target.settings.get("GeoJson") or self._geometry_of(target)
-            item = meta.stac_item(
-                item_id=name.rsplit(".", 1)[0],
-                filename=name,
-                date=str(target.settings.get("Date")),
-                geometry=geometry,
-                sidecar=document,
-            )
-            storage.write_json_atomically(parent / (name + meta.STAC_SUFFIX), item)
-
-    def _geometry_of(self, target: _Target) -> dict[str, Any] | None:
-        wkt = target.settings.get("Wkt")
-        if not wkt:
-            return None
-        from airflow_provider_clearsky.models.geometry import imagery_geojson
-
-        return imagery_geojson(wkt)
-
-    # ------------------------------------------------------------------ upload mode
-
-    def _execute_upload(self, targets: list[_Target]) -> str | list[str]:
+    def _execute_upload(self, targets: list[DownloadTarget]) -> str | list[str]:
         """Have the API PUT each file to ``upload_url`` (201, no body); the URL is never returned or logged."""
         host = urlsplit(str(self.upload_url)).hostname or "?"
         described = []
@@ -635,72 +261,20 @@ class _ClearSkyDownloadOperator(BaseOperator):
             self._prepare(hook, targets)
             for target in targets:
                 try:
-                    with self._open(hook, target) as download:
+                    with open_download(hook, target) as download:
                         if not download.uploaded:
                             raise AirflowFailException(
                                 f"the API answered {download.status_code} with a file instead of writing it to "
                                 "upload_url; nothing was saved"
                             )
+                except LimitExceededError as error:
+                    raise _limit_refusal(error, target.kind) from None
                 except ClearSkyError as error:
                     raise _api_failure(error, f"uploading {target.kind} via upload_url") from None
-                label = target.guid or target.settings.get("Date")
-                text = f"{target.kind} {label} uploaded to {host} via upload_url (URL redacted)"
+                text = f"{target.kind} {target.label} uploaded to {host} via upload_url (URL redacted)"
                 self.log.info("%s", text)
                 described.append(text)
         return described if self._returns_list() or len(described) != 1 else described[0]
-
-    # ------------------------------------------------------------------ lineage
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
-        """Return the files written (or found complete) as OpenLineage outputs, and the order as input.
-
-        Upload mode reports no output: the signed URL is a secret, and its host alone names no dataset.
-        """
-        from airflow_provider_clearsky.utils import openlineage
-
-        inputs = []
-        if self.order_guid:
-            base_url = self._hook().settings.base_url
-            inputs.append(openlineage.order_dataset_name(base_url, str(self.order_guid)))
-        outputs = [openlineage.file_dataset_name(uri) for uri in getattr(self, "_written_uris", [])]
-        return openlineage.operator_lineage(inputs, outputs)
-
-    # ------------------------------------------------------------------ what the UI shows
-
-    def _record(self, context: Context, targets: list[_Target]) -> None:
-        """Record the files for the ClearSKY view, and store the order link when the task knows its order."""
-        guid = str(self.order_guid) if self.order_guid else None
-        files = [records.file_entry(target.result, target.skipped) for target in targets]
-        records.push(context, "files", self.clearsky_conn_id, guid, files=files)
-        if guid:
-            ClearSkyOrderLink.persist(context, self._hook().settings.order_url(guid))
-
-    # ------------------------------------------------------------------ assets
-
-    def _annotate_outlets(self, context: Context, targets: list[_Target]) -> None:
-        """Put the file URIs and checksums on the asset events of this task's Asset outlets."""
-        if not self.outlets:
-            return
-        try:
-            from airflow.sdk import Asset
-        except ImportError:  # pragma: no cover - every supported Airflow has it
-            return
-        events = context.get("outlet_events")
-        if events is None:
-            return
-        files = [
-            {"uri": t.uri, "sha256": t.result.get("sha256"), "size": t.result.get("size"), "skipped": t.skipped}
-            for t in targets
-        ]
-        for outlet in self.outlets:
-            if isinstance(outlet, Asset):
-                events[outlet].extra["clearsky_files"] = files  # type: ignore[assignment]
-
-
-def _provider_version() -> str:
-    from airflow_provider_clearsky import __version__
-
-    return __version__
 
 
 class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
@@ -733,7 +307,11 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
     :param old_pixel_selection: ``OldPixelSelectionMode``: the service's earlier pixel selection (default
         ``False``, as the vendor client sends; composites only, tiles ignore it).
     :param order_guid: the order the imagery belongs to; recorded in the sidecar, and its attribution
-        notices are copied there.
+        notices are copied there (read from the order's details, once per task, unless ``order_details``).
+    :param order_details: the order as the run already read it: the record ``ClearSkyOrderStatusSensor``
+        returns (e.g. ``wait_for_order.output``). Its ``TaskOrderGuid`` is the ``order_guid`` (which, if given
+        too, must match); when it carries attribution notices they go to the sidecar without reading the order
+        again (a record without any, e.g. from a deferred wait's order list, still has the details read).
     :param overwrite: download again (and pay again) even if a complete file is already there.
     :param verify_existing: how an existing file is checked before skipping: ``checksum`` (read back and
         compare SHA-256 with the sidecar; default) or ``size`` (size only; cheaper on remote stores).
@@ -776,7 +354,7 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
         self.estimate_first = estimate_first
         self.max_processing_units = max_processing_units
 
-    def _targets(self) -> list[_Target]:
+    def _targets(self) -> list[DownloadTarget]:
         from airflow_provider_clearsky.models import ImageryRequest
 
         if self.max_processing_units is not None:
@@ -789,67 +367,37 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
             )
         except InvalidRequestError as error:
             raise _invalid(error) from None
-        return [self._target("composite", request)]
+        return [DownloadTarget.of("composite", request)]
 
     def _max_units(self) -> float | None:
-        value = self.max_processing_units
-        if value is None or value == "":
-            return None
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if math.isnan(number) or number < 0:
-            raise AirflowFailException(f"max_processing_units: must be a number >= 0, not {value!r}")
-        return number
+        return checks.max_units(self.max_processing_units)
 
-    def _check_limits(self, targets: list[_Target], account: AccountInfo) -> None:
+    def _check_limits(self, targets: list[DownloadTarget], account: AccountInfo) -> None:
         super()._check_limits(targets, account)
-        limit = account.max_composite_area_km2
-        if limit is None:
-            return
-        for target in targets:
-            geometry = target.settings.get("GeoJson") or self._geometry_of(target)
-            area = meta.area_km2(geometry) if geometry else 0.0
-            if area > limit:
-                raise AirflowFailException(
-                    f"wkt/geojson: the area is about {area:,.1f} km² but the account allows "
-                    f"MaxCompositeAreaKm2={limit:,.0f} per composite; split the area into smaller parts"
-                )
+        checks.check_area(targets, account)
 
-    def _estimate(self, hook: ClearSkyHook, target: _Target, account: AccountInfo) -> CompositeEstimate | None:
+    def _needs_account(self, targets: list[DownloadTarget]) -> bool:
+        # An estimate is checked against the account's balance and area limit before paying.
+        return super()._needs_account(targets) or self._estimating()
+
+    def _estimating(self) -> bool:
+        return self.estimate_first or self._max_units() is not None
+
+    def _estimate(
+        self, hook: ClearSkyHook, target: DownloadTarget, account: AccountInfo | None
+    ) -> CompositeEstimate | None:
         ceiling = self._max_units()
-        if not self.estimate_first and ceiling is None:
+        if not self._estimating():
             return None
+        assert account is not None  # read whenever an estimate is made (_needs_account)
         try:
             estimate = hook.estimate_composite(target.request)
         except ClearSkyError as error:
             raise _api_failure(error, "estimating the composite") from None
-        units, area = estimate.credit_estimate, estimate.area_estimate_km2
-        self.log.info("Composite estimate: %s processing units for %s km²", units, area)
-        if ceiling is not None:
-            if units is None:
-                raise AirflowFailException(
-                    "max_processing_units is set but the estimate returned no CreditEstimate; not downloading"
-                )
-            if units > ceiling:
-                raise AirflowFailException(
-                    f"max_processing_units: the download would cost {units:g} processing units, above the "
-                    f"limit of {ceiling:g}; raise max_processing_units or reduce the area/resolution. Nothing was "
-                    "downloaded or paid."
-                )
-        limit = account.max_composite_area_km2
-        if area is not None and limit is not None and area > limit:
-            raise AirflowFailException(
-                f"wkt/geojson: the estimate puts the area at {area:,.1f} km², above MaxCompositeAreaKm2={limit:,.0f}; "
-                "split the area into smaller parts"
-            )
-        balance = account.credit_amount
-        if units is not None and balance is not None and units > balance + (account.credit_limit or 0):
-            raise AirflowFailException(
-                f"the download needs {units:g} processing units but the account has {balance:g} left; top up "
-                "processing units or reduce the area/resolution"
-            )
+        self.log.info(
+            "Composite estimate: %s processing units for %s km²", estimate.credit_estimate, estimate.area_estimate_km2
+        )
+        checks.check_estimate(estimate, ceiling, account)
         return estimate
 
 
@@ -890,28 +438,15 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
         self.tile_guid = tile_guid
         self.minitile_guid = minitile_guid
 
-    @staticmethod
-    def _guids(value: str | Sequence[str] | None, argument: str = "tile_guid") -> list[str]:
-        if value is None or value == "":
-            return []
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, (list, tuple, set, frozenset)):
-            raise AirflowFailException(
-                f"{argument}: must be a GUID, a comma-separated text of GUIDs or a list of them (e.g. from "
-                f"ClearSkySearchTilesOperator's tile_guids), not {type(value).__name__} {value!r}"
-            )
-        return [str(item) for item in value]
-
     def _returns_list(self) -> bool:
         given = [v for v in (self.tile_guid, self.minitile_guid) if v]
         return not (len(given) == 1 and isinstance(given[0], str) and "," not in given[0])
 
-    def _targets(self) -> list[_Target]:
+    def _targets(self) -> list[DownloadTarget]:
         from airflow_provider_clearsky.models import GridImageryRequest
 
-        wanted = [("tile", g) for g in self._guids(self.tile_guid, "tile_guid")]
-        wanted += [("minitile", g) for g in self._guids(self.minitile_guid, "minitile_guid")]
+        wanted = [("tile", g) for g in tile_guids(self.tile_guid, "tile_guid")]
+        wanted += [("minitile", g) for g in tile_guids(self.minitile_guid, "minitile_guid")]
         if not wanted:
             raise AirflowFailException("tile_guid / minitile_guid: give at least one tile or minitile GUID")
         targets = []
@@ -923,5 +458,5 @@ class ClearSkyDownloadTileOperator(_ClearSkyDownloadOperator):
                 )
             except InvalidRequestError as error:
                 raise _invalid(error, f"invalid download settings for {argument} {guid!r}") from None
-            targets.append(self._target(kind, request, guid=request.tile_guid or request.mini_tile_guid))
+            targets.append(DownloadTarget.of(kind, request, guid=request.tile_guid or request.mini_tile_guid))
         return targets

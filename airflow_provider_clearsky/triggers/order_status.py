@@ -6,6 +6,7 @@ Also home of the status rules shared with the sensor's poke mode (:func:`order_o
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Collection
 from typing import TYPE_CHECKING, Any
@@ -46,11 +47,18 @@ _RECORD_FIELDS = (
     "billing_cycle",
     "created_date",
 )
+# Names of attribution, licence or provenance fields (contract section 12 names none; as the downloads' sidecars).
+_NOTICE = re.compile(r"attribution|licen[cs]e|provenance|copyright|notice", re.IGNORECASE)
 
 
 def order_record(order: TaskOrder) -> dict[str, Any]:
-    """Return the order as small JSON with the API's field names (``TaskOrderGuid``, ``OrderingProcessStatus``, ...)."""
+    """Return the order as small JSON with the API's field names (``TaskOrderGuid``, ``OrderingProcessStatus``, ...).
+
+    Attribution-like fields of the details come along unchanged, so a download given this record copies them
+    to its sidecar without reading the order again.
+    """
     record: dict[str, Any] = order.model_dump(mode="json", by_alias=True, include=set(_RECORD_FIELDS))
+    record.update({name: value for name, value in (order.model_extra or {}).items() if _NOTICE.search(name)})
     return record
 
 

@@ -311,18 +311,95 @@ def test_budget_refusal_before_download(emu: EmulatorHandle, order_guid: str, tm
     assert emu.control.download_count() == 1
 
 
-def test_band_limit_refused_without_download_request(emu: EmulatorHandle, order_guid: str, tmp_path: Path) -> None:
+ACCOUNT = "/api/account/info"
+DETAILS = "/api/tasking/orders/details"
+
+
+def test_band_limit_of_one_download_is_the_apis_refusal_and_costs_nothing(
+    emu: EmulatorHandle, order_guid: str, tmp_path: Path
+) -> None:
+    emu.control.update_account(emu.api_key, max_total_bands=2)
+    units = emu.control.account(emu.api_key)["CreditAmount"]
+    with pytest.raises(AirflowFailException, match=r"bands: the API refused .*MaxTotalBands, code 1005.*fewer bands"):
+        composite(destination=str(tmp_path)).execute({})
+    assert emu.control.request_count(ACCOUNT) == 0  # one transfer: no account read first
+    assert emu.control.request_count(COMPOSITE) == 1 and emu.control.download_count() == 0
+    assert emu.control.account(emu.api_key)["CreditAmount"] == units  # the refusal charged nothing
+    assert leftovers(tmp_path) == []
+
+
+def test_area_limit_of_one_download_is_the_apis_refusal_and_costs_nothing(
+    emu: EmulatorHandle, order_guid: str, tmp_path: Path
+) -> None:
+    emu.control.update_account(emu.api_key, max_composite_area_km2=5)  # the field is ~7.1 km²
+    units = emu.control.account(emu.api_key)["CreditAmount"]
+    with pytest.raises(AirflowFailException, match=r"wkt/geojson: the API refused .*code 1004.*split the area"):
+        composite(destination=str(tmp_path)).execute({})
+    assert emu.control.request_count(ACCOUNT) == 0
+    assert emu.control.request_count(COMPOSITE) == 1 and emu.control.download_count() == 0
+    assert emu.control.account(emu.api_key)["CreditAmount"] == units
+    assert leftovers(tmp_path) == []
+
+
+def test_limits_checked_before_any_download_when_an_estimate_is_made(
+    emu: EmulatorHandle, order_guid: str, tmp_path: Path
+) -> None:
     emu.control.update_account(emu.api_key, max_total_bands=2)
     with pytest.raises(AirflowFailException, match=r"bands: 'rgb' asks for 3 bands.*MaxTotalBands=2"):
-        composite(destination=str(tmp_path)).execute({})
-    assert emu.control.request_count(COMPOSITE) == 0 and emu.control.download_count() == 0
-
-
-def test_area_limit_refused_without_download_request(emu: EmulatorHandle, order_guid: str, tmp_path: Path) -> None:
-    emu.control.update_account(emu.api_key, max_composite_area_km2=5)  # the field is ~7.1 km²
+        composite(destination=str(tmp_path), estimate_first=True).execute({})
+    emu.control.update_account(emu.api_key, max_total_bands=12, max_composite_area_km2=5)
     with pytest.raises(AirflowFailException, match=r"area is about 7\.\d km².*MaxCompositeAreaKm2=5"):
-        composite(destination=str(tmp_path)).execute({})
+        composite(destination=str(tmp_path), max_processing_units=100).execute({})
+    assert emu.control.request_count(ACCOUNT) == 2
     assert emu.control.request_count(COMPOSITE) == 0 and emu.control.download_count() == 0
+
+
+def test_order_details_of_the_run_give_the_sidecar_its_notices_without_reading_the_order(
+    emu: EmulatorHandle, order_guid: str, tmp_path: Path
+) -> None:
+    from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+    from airflow_provider_clearsky.triggers.order_status import order_record
+
+    with ClearSkyHook() as hook:
+        record = order_record(hook.get_order(order_guid))  # what ClearSkyOrderStatusSensor returns
+    read_before = emu.control.request_count(DETAILS)
+
+    uri = composite(destination=str(tmp_path), order_details=record).execute({})
+
+    assert settled_log(emu)[-1:] == [f"POST {COMPOSITE}"]
+    assert emu.control.request_count(DETAILS) == read_before and emu.control.request_count(ACCOUNT) == 0
+    sidecar = json.loads(Path(str(local_path(uri)) + ".json").read_text())
+    assert sidecar["order_guid"] == order_guid
+    assert "EMULATOR PLACEHOLDER" in sidecar["attribution"]["order:Attribution"]  # as if read from the details
+    stac = json.loads(Path(str(local_path(uri)) + ".stac.json").read_text())
+    assert stac["properties"]["clearsky:attribution"] == sidecar["attribution"]
+    assert stac["properties"]["clearsky:order_guid"] == order_guid
+
+
+def test_order_details_without_notices_still_have_the_orders_details_read_for_the_sidecar(
+    emu: EmulatorHandle, order_guid: str, tmp_path: Path
+) -> None:
+    record = {"TaskOrderGuid": order_guid, "OrderingProcessStatus": "Completed"}  # e.g. from the order list
+    uri = composite(destination=str(tmp_path), order_details=record).execute({})
+    assert emu.control.request_count(DETAILS) == 1
+    sidecar = json.loads(Path(str(local_path(uri)) + ".json").read_text())
+    assert "EMULATOR PLACEHOLDER" in sidecar["attribution"]["order:Attribution"]
+
+
+def test_order_details_that_are_not_the_orders_record_fail_before_any_request(
+    emu: EmulatorHandle, tmp_path: Path
+) -> None:
+    other = "0b9f3a52-5d7e-4c1e-9f5a-2d8c4b6a7e10"
+    mine = "7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    with pytest.raises(
+        AirflowFailException, match=r"order_details: it is the record of order 0b9f.*order_guid is 7d1c"
+    ):
+        composite(destination=str(tmp_path), order_guid=mine, order_details={"TaskOrderGuid": other}).execute({})
+    with pytest.raises(AirflowFailException, match=r"order_details: must be the order record .* not str"):
+        composite(destination=str(tmp_path), order_details="{'TaskOrderGuid': 'x'}").execute({})
+    with pytest.raises(AirflowFailException, match=r"order_details' TaskOrderGuid must be the order's GUID"):
+        composite(destination=str(tmp_path), order_details={"TaskOrderGuid": "not-a-guid"}).execute({})
+    assert settled_log(emu) == []
 
 
 def test_bad_settings_fail_before_any_request(emu: EmulatorHandle, tmp_path: Path) -> None:
@@ -367,6 +444,25 @@ def test_tile_and_minitile_downloads(emu: EmulatorHandle, tmp_path: Path) -> Non
     ).execute({})
     assert listed == [one]  # a list in, a list out; and skipped: already there
     assert emu.control.download_count() == 1
+
+
+def test_several_tiles_are_checked_against_the_account_before_the_first_is_paid(
+    emu: EmulatorHandle, tmp_path: Path
+) -> None:
+    with emu.client() as client:
+        tile = client.post("/api/tasking/search/tiles", json={"Wkt": FIELD}).json()["Data"]["Tiles"][0]["Guid"]
+        minis = client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": tile}).json()["Data"]
+    pair = minis["MiniTiles"][:2]
+    place_order(emu, Wkt=None, TileGuids=None, MiniTileGuids=pair)
+    emu.control.update_account(emu.api_key, max_total_bands=2)
+
+    with pytest.raises(AirflowFailException, match=r"bands: 'rgb' asks for 3 bands.*MaxTotalBands=2"):
+        ClearSkyDownloadTileOperator(
+            task_id="minis", minitile_guid=pair, date=DATES[0], bands="rgb", resolution=40, destination=str(tmp_path)
+        ).execute({})
+    assert emu.control.request_count(ACCOUNT) == 1
+    assert emu.control.request_count("/api/satelliteimages/process/minitile") == 0
+    assert emu.control.download_count() == 0
 
 
 # ---------------------------------------------------------------------------------------------- upload URL

@@ -17,7 +17,9 @@ import pytest
 from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
 from airflow_provider_clearsky.exceptions import RetryableTaskError
+from airflow_provider_clearsky.operators import _atomic_writer as writing
 from airflow_provider_clearsky.operators import _storage as storage
+from airflow_provider_clearsky.operators import _storage_leftovers as leftovers
 from tests._filesystems import fill, resize, tmpfs
 from tests.operators.test_download import COMPOSITE, composite, place_order, set_connection, settled_log
 
@@ -150,11 +152,11 @@ def test_a_later_run_removes_what_a_killed_worker_left(emu: EmulatorHandle, tmp_
 def test_a_live_writers_temporary_is_left_alone(tmp_path: Path) -> None:
     final = storage.storage_path(str(tmp_path / NAME))
     other = storage.storage_path(str(tmp_path / "other.tif"))
-    with storage.AtomicWriter(final) as live, storage.AtomicWriter(other):
+    with writing.AtomicWriter(final) as live, writing.AtomicWriter(other):
         live.write(b"x" * 10)
-        assert storage.remove_stale_temporaries(final, stale_after=3600) == []
+        assert leftovers.remove_stale_temporaries(final, stale_after=3600) == []
         dead = tmp_path / f".{NAME}.0123456789ab.part"
         dead.write_bytes(b"left by a killed worker")
-        assert storage.remove_stale_temporaries(final, stale_after=3600) == [dead.name]
+        assert leftovers.remove_stale_temporaries(final, stale_after=3600) == [dead.name]
         temporaries = sorted(p.name for p in tmp_path.iterdir())
         assert len(temporaries) == 2 and all(name.endswith(".part") for name in temporaries)

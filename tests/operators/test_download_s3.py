@@ -181,6 +181,7 @@ class _UploadsStub:
 
 def test_only_uploads_older_than_the_threshold_are_aborted() -> None:
     from airflow_provider_clearsky.operators import _storage as storage
+    from airflow_provider_clearsky.operators import _storage_leftovers as leftovers
 
     now = dt.datetime(2026, 7, 1, 12, tzinfo=dt.timezone.utc)
     stub = _UploadsStub(
@@ -191,7 +192,7 @@ def test_only_uploads_older_than_the_threshold_are_aborted() -> None:
         ]
     )
     final = storage.storage_path(f"s3://{BUCKET}/{KEY}")
-    removed = storage._abort_stale_uploads(stub, final, now.timestamp(), stale_after=3600)
+    removed = leftovers._abort_stale_uploads(stub, final, now.timestamp(), stale_after=3600)
     assert stub.aborted == ["dead"] and removed == ["multipart upload dead"]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_clearsky.operators import _atomic_writer as writing
 from airflow_provider_clearsky.operators import _download_metadata as meta
 from airflow_provider_clearsky.operators import _download_transfer as transfer
 from airflow_provider_clearsky.operators import _storage as storage
@@ -111,7 +112,7 @@ def test_connection_slots_are_shared_per_connection() -> None:
 
 @pytest.mark.parametrize("chunks", [[b"abc"], [os.urandom(300_000) for _ in range(20)], []])
 def test_background_sha256_equals_hashlib(chunks: list[bytes]) -> None:
-    digest = storage.BackgroundSha256()
+    digest = writing.BackgroundSha256()
     for chunk in chunks:
         digest.update(chunk)
     assert digest.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
@@ -119,14 +120,14 @@ def test_background_sha256_equals_hashlib(chunks: list[bytes]) -> None:
 
 def test_atomic_writer_commits_only_complete_files(tmp_path: Path) -> None:
     final = storage.storage_path(str(tmp_path / "sub" / "f.bin"))
-    with storage.AtomicWriter(final) as writer:
+    with writing.AtomicWriter(final) as writer:
         writer.write(b"12345")
-        with pytest.raises(storage.IncompleteDownloadError, match="received 5 bytes but Content-Length announced 6"):
+        with pytest.raises(writing.IncompleteDownloadError, match="received 5 bytes but Content-Length announced 6"):
             writer.finish(6)
     assert list((tmp_path / "sub").iterdir()) == []
 
     def fail_midway() -> None:
-        with storage.AtomicWriter(final) as writer:
+        with writing.AtomicWriter(final) as writer:
             writer.write(b"12")
             raise RuntimeError("boom")
 
@@ -134,7 +135,7 @@ def test_atomic_writer_commits_only_complete_files(tmp_path: Path) -> None:
         fail_midway()
     assert list((tmp_path / "sub").iterdir()) == []
 
-    with storage.AtomicWriter(final) as writer:
+    with writing.AtomicWriter(final) as writer:
         writer.write(b"123")
         writer.finish(3)
         assert not (tmp_path / "sub" / "f.bin").exists()  # not before commit
@@ -149,7 +150,7 @@ def test_atomic_writer_on_memory_store() -> None:
     import fsspec
 
     final = storage.storage_path("memory://unit-tests/a/f.bin")
-    with storage.AtomicWriter(final) as writer:
+    with writing.AtomicWriter(final) as writer:
         writer.write(b"xyz")
         writer.finish(3)
         writer.commit()

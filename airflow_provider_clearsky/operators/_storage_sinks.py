@@ -1,0 +1,173 @@
+"""Sinks: where the bytes of one download go until they are committed at the final name, or dropped.
+
+Local disks: a locked temporary file renamed into place (:class:`LocalSink`). S3: a multipart upload of the
+final key, completed only when every byte is in (:class:`MultipartSink`). Other stores (gcs, azure,
+``memory://``): a temporary object copied to the final key (:class:`MoveSink`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_clearsky.operators._storage import (
+    MULTIPART_PROTOCOLS,
+    filesystem,
+    is_local,
+    move,
+    remove,
+    temporary_sibling,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+#: Part size of a multipart upload (S3: at least 5 MiB except the last part).
+PART_SIZE = 8 * 1024 * 1024
+
+
+class Sink:
+    """Where the bytes of one download go until they are committed (or dropped)."""
+
+    def write(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Every byte is written (not yet visible at the final name)."""
+
+    def commit(self, final: ObjectStoragePath) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class FileSink(Sink):
+    """A sink that writes through one open file handle (``self._handle``), closed once every byte is in."""
+
+    _handle: Any
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+
+class LocalSink(FileSink):
+    """Write a plain buffered file next to the final name, then rename it into place (local disks).
+
+    The file is locked while written, so a later run can tell a dead writer's leftover from a live one. The
+    fastest path on a local disk.
+    """
+
+    def __init__(self, final: ObjectStoragePath) -> None:
+        import fcntl
+
+        fs = filesystem(final)
+        fs.makedirs(final.parent.path, exist_ok=True)
+        fresh = temporary_sibling(final, ".new")  # locked before it gets the name cleaners look at
+        self._handle: Any = open(fresh.path, "xb")  # noqa: SIM115 - closed in close/abort
+        fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX)
+        self.temporary = temporary_sibling(final)
+        try:
+            os.rename(fresh.path, self.temporary.path)
+        except BaseException:
+            self._handle.close()
+            remove(fresh)
+            raise
+
+    def commit(self, final: ObjectStoragePath) -> None:
+        os.replace(self.temporary.path, final.path)
+
+    def abort(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(Exception):
+                self._handle.close()
+            self._handle = None
+        remove(self.temporary)
+
+
+class MoveSink(FileSink):
+    """Write a temporary object, copied to the final key once complete and then deleted.
+
+    For object stores without multipart commit (gcs, azure, ``memory://``).
+    """
+
+    def __init__(self, final: ObjectStoragePath) -> None:
+        fs = filesystem(final)
+        fs.makedirs(final.parent.path, exist_ok=True)
+        self.temporary = temporary_sibling(final)
+        self._handle: Any = fs.open(self.temporary.path, "wb")
+
+    def commit(self, final: ObjectStoragePath) -> None:
+        move(self.temporary, final)
+
+    def abort(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(Exception):
+                discard = getattr(self._handle, "discard", None)  # drop a half-done upload
+                if callable(discard):
+                    discard()
+                self._handle.close()
+            self._handle = None
+        remove(self.temporary)
+
+
+class MultipartSink(Sink):
+    """Write to S3 through a multipart upload to the final key itself.
+
+    Started before anything is paid, completed only when every byte is in (the object then appears whole,
+    at once), aborted otherwise. No temporary object, no copy.
+    """
+
+    def __init__(self, final: ObjectStoragePath) -> None:
+        self._fs: Any = filesystem(final)
+        self._bucket, self._key, _ = self._fs.split_path(final.path)
+        answer = self._fs.call_s3("create_multipart_upload", Bucket=self._bucket, Key=self._key)
+        self.upload_id: str = answer["UploadId"]
+        self._parts: list[dict[str, Any]] = []
+        self._buffer = bytearray()
+
+    def write(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        if len(self._buffer) >= PART_SIZE:
+            self._upload_part()
+
+    def _upload_part(self) -> None:
+        body, self._buffer = bytes(self._buffer), bytearray()
+        number = len(self._parts) + 1
+        answer = self._fs.call_s3(
+            "upload_part", Bucket=self._bucket, Key=self._key, UploadId=self.upload_id, PartNumber=number, Body=body
+        )
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    def close(self) -> None:
+        if self._buffer or not self._parts:
+            self._upload_part()  # the last part may be small; an empty file is one empty part
+
+    def commit(self, final: ObjectStoragePath) -> None:
+        self._fs.call_s3(
+            "complete_multipart_upload",
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self.upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+        self._fs.invalidate_cache(final.path)
+
+    def abort(self) -> None:
+        self._buffer = bytearray()
+        with contextlib.suppress(Exception):
+            self._fs.call_s3("abort_multipart_upload", Bucket=self._bucket, Key=self._key, UploadId=self.upload_id)
+
+
+def open_sink(final: ObjectStoragePath) -> Sink:
+    if is_local(final):
+        return LocalSink(final)
+    if final.protocol in MULTIPART_PROTOCOLS and hasattr(filesystem(final), "call_s3"):
+        return MultipartSink(final)
+    return MoveSink(final)
