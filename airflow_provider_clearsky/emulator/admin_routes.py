@@ -4,6 +4,7 @@ concurrency, faults, reset, and the dashboard pages. The gateway guards them (``
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from .errors import validation_error
 from .messages import ok
 
 if TYPE_CHECKING:
+    from .control import Control
     from .emulator import Emulator
 
 
@@ -24,16 +26,46 @@ def add_admin_routes(app: FastAPI, emulator: Emulator) -> None:
 
     control = Control(emulator)
     add_dashboard_routes(app, control)
+    _add_clock_routes(app, emulator, control)
+    _add_state_routes(app, emulator, control)
+    # Reads: GET answers what the function returns. Actions: the function runs, the answer's Data is null.
+    reads: dict[str, Callable[[], Any]] = {
+        "/_emulator/orders": control.orders,
+        "/_emulator/accounts": lambda: [control.account(k) for k in list(emulator.store.accounts)],
+        "/_emulator/requests": control.request_log,
+        "/_emulator/charges": control.charges,
+        "/_emulator/concurrency": lambda: {"PeakInFlight": control.peak_concurrency(), "InFlight": control.in_flight()},
+        "/_emulator/faults": control.faults,
+    }
+    for path, read in reads.items():
+        app.add_api_route(path, _answering(read), methods=["GET"])
+    actions: list[tuple[str, str, Callable[[], None]]] = [
+        ("DELETE", "/_emulator/concurrency", control.reset_peak_concurrency),
+        ("DELETE", "/_emulator/faults", control.clear_faults),
+        ("POST", "/_emulator/reset", control.reset),
+    ]
+    for method, path, action in actions:
+        app.add_api_route(path, _answering(action), methods=[method])
 
-    async def _json(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw.strip():
-            return {}
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise validation_error({"$": ["expected a JSON object"]})
-        return data
 
+def _answering(call: Callable[[], Any]) -> Callable[[], Awaitable[JSONResponse]]:
+    async def endpoint() -> JSONResponse:
+        return ok(call())
+
+    return endpoint
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise validation_error({"$": ["expected a JSON object"]})
+    return data
+
+
+def _add_clock_routes(app: FastAPI, emulator: Emulator, control: Control) -> None:
     @app.get("/_emulator/clock")
     async def clock_get() -> JSONResponse:
         return ok({"Now": control.now().isoformat(), "Speed": emulator.clock.speed})
@@ -50,10 +82,8 @@ def add_admin_routes(app: FastAPI, emulator: Emulator) -> None:
             control.advance(**{k: float(v) for k, v in adv.items() if k in ("days", "hours", "minutes", "seconds")})
         return ok({"Now": control.now().isoformat(), "Speed": emulator.clock.speed})
 
-    @app.get("/_emulator/orders")
-    async def admin_orders() -> JSONResponse:
-        return ok(control.orders())
 
+def _add_state_routes(app: FastAPI, emulator: Emulator, control: Control) -> None:
     @app.get("/_emulator/orders/{guid}")
     async def admin_order(guid: str) -> JSONResponse:
         """One order: the target of the "ClearSKY order" extra link when a connection's ``dashboard_url`` is
@@ -62,10 +92,6 @@ def add_admin_routes(app: FastAPI, emulator: Emulator) -> None:
             return ok(control.order(guid))
         except KeyError:
             raise errors.not_found(f"Unknown order '{guid}'.") from None
-
-    @app.get("/_emulator/accounts")
-    async def admin_accounts() -> JSONResponse:
-        return ok([control.account(k) for k in list(emulator.store.accounts)])
 
     @app.post("/_emulator/accounts")
     async def admin_account_upsert(request: Request) -> JSONResponse:
@@ -77,27 +103,6 @@ def add_admin_routes(app: FastAPI, emulator: Emulator) -> None:
             control.add_account(key, **data)
         return ok(control.account(key))
 
-    @app.get("/_emulator/requests")
-    async def admin_requests() -> JSONResponse:
-        return ok(control.request_log())
-
-    @app.get("/_emulator/charges")
-    async def admin_charges() -> JSONResponse:
-        return ok(control.charges())
-
-    @app.get("/_emulator/concurrency")
-    async def concurrency_get() -> JSONResponse:
-        return ok({"PeakInFlight": control.peak_concurrency(), "InFlight": control.in_flight()})
-
-    @app.delete("/_emulator/concurrency")
-    async def concurrency_delete() -> JSONResponse:
-        control.reset_peak_concurrency()
-        return ok(None)
-
-    @app.get("/_emulator/faults")
-    async def faults_get() -> JSONResponse:
-        return ok(control.faults())
-
     @app.post("/_emulator/faults")
     async def faults_post(request: Request) -> JSONResponse:
         data = await _json(request)
@@ -106,13 +111,3 @@ def add_admin_routes(app: FastAPI, emulator: Emulator) -> None:
         except (TypeError, ValueError) as exc:
             raise validation_error({"spec": [str(exc)]}) from exc
         return ok(rule)
-
-    @app.delete("/_emulator/faults")
-    async def faults_delete() -> JSONResponse:
-        control.clear_faults()
-        return ok(None)
-
-    @app.post("/_emulator/reset")
-    async def reset() -> JSONResponse:
-        control.reset()
-        return ok(None)
