@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,107 +29,45 @@ class OrderingStore(RecordStore):
     """The order endpoints' operations on the records."""
 
     def _validate_order(self, body: OrderBody, key: str, now: datetime, create: bool) -> dict[str, Any]:
-        errs: dict[str, list[str]] = {}
-
-        def err(fieldname: str, msg: str) -> None:
-            errs.setdefault(fieldname, []).append(msg)
-
+        errs: Errors = {}
         tile_guids = [g for g in (body.TileGuids or [])]
         mini_guids = [g for g in (body.MiniTileGuids or [])]
         modes = sum([body.Wkt is not None, body.GeoJson is not None, bool(tile_guids or mini_guids)])
         if modes != 1:
-            err(
+            _add(
+                errs,
                 "Wkt",
                 f"Specify exactly one area of interest: Wkt, GeoJson, or TileGuids/MiniTileGuids ({modes} given).",
             )
-        model = catalogue.find_model(body.Model)
-        if not body.Model:
-            err("Model", "'Model' must not be empty.")
-        elif model is None:
-            err("Model", catalogue.unknown_model(body.Model))
-        constellations: list[str] = []
-        if not body.SatelliteConstellations:
-            err("SatelliteConstellations", "'SatelliteConstellations' must not be empty.")
-        else:
-            for c in body.SatelliteConstellations:
-                canon = catalogue.canonical_constellation(c)
-                if canon is None:
-                    err("SatelliteConstellations", catalogue.unknown_constellation(c))
-                elif canon not in constellations:
-                    constellations.append(canon)
-            if model is not None and not errs.get("SatelliteConstellations"):
-                missing = [c for c in model.required if c not in constellations]
-                extra = [c for c in constellations if c not in model.required + model.optional]
-                if missing:
-                    err("SatelliteConstellations", f"Model {model.name} requires {', '.join(missing)}.")
-                if extra:
-                    err("SatelliteConstellations", f"Model {model.name} does not support {', '.join(extra)}.")
-        if body.StorageMonths is None or body.StorageMonths < 1:
-            err("StorageMonths", "'StorageMonths' must be greater than or equal to 1.")
-        if body.ApiRequests is None or body.ApiRequests < 1:
-            err("ApiRequests", "'ApiRequests' must be greater than or equal to 1.")
-        if body.ImageFrequency is None or not 1 <= body.ImageFrequency <= 7:
-            err("ImageFrequency", "'ImageFrequency' must be between 1 and 7.")
-        if body.From is None:
-            err("From", "'From' must not be empty.")
-        elif body.From.day != 1:
-            err("From", "'From' must be the first day of a month.")
-        if body.From is not None and body.To is not None and body.To < body.From:
-            err("To", "'To' must be null (recurring) or on or after 'From'.")
-
+        model, constellations = _check_model(body, errs)
+        _check_terms(body, errs)
         aois: list[BaseGeometry] = []
         cells: list[grid.Cell] = []
         if modes == 1 and (body.Wkt is not None or body.GeoJson is not None):
-            try:
-                aois = geo.split_aois(geo.parse_geometry(body.Wkt, body.GeoJson))
-            except geo.GeometryError as exc:
-                err("Wkt" if body.Wkt is not None else "GeoJson", str(exc))
-            fieldname = "Wkt" if body.Wkt is not None else "GeoJson"
-            for i, aoi in enumerate(aois):
-                w, h = geo.bbox_sides_m(aoi)
-                if w <= MIN_BBOX_SIDE_M or h <= MIN_BBOX_SIDE_M:
-                    err(fieldname, f"AOI {i}: each side of its bounding box must exceed {MIN_BBOX_SIDE_M:.0f} m.")
-                bbox_area = geo.geodesic_area_km2(shapely.box(*aoi.bounds))
-                if bbox_area > 0 and geo.geodesic_area_km2(aoi) < MIN_BBOX_FILL * bbox_area:
-                    err(fieldname, f"AOI {i}: area must be at least 5% of its bounding box.")
+            aois = _check_aois(body, errs)
         elif modes == 1:
-            for fieldname, guids, mini in (("TileGuids", tile_guids, False), ("MiniTileGuids", mini_guids, True)):
-                for g in guids:
-                    cell = grid.parse_guid(g)
-                    if cell is None or cell.is_mini != mini:
-                        err(fieldname, f"Unknown {'minitile' if mini else 'tile'} GUID '{g}'.")
-                    else:
-                        cells.append(cell)
+            cells = _check_cells(tile_guids, mini_guids, errs)
         if errs:
             raise validation_error(errs)
         assert model is not None
+        area = _measure_area(aois, cells)
+        return self._price_order(body, key, now, create, model, constellations, area)
+
+    def _price_order(
+        self,
+        body: OrderBody,
+        key: str,
+        now: datetime,
+        create: bool,
+        model: catalogue.TaskingModel,
+        constellations: list[str],
+        aoi: _MeasuredArea,
+    ) -> dict[str, Any]:
         assert body.From is not None
         assert body.StorageMonths is not None
         assert body.ApiRequests is not None
         assert body.ImageFrequency is not None
-
-        if aois:
-            raw = [geo.geodesic_area_km2(a) for a in aois]
-            area_raw = sum(raw)
-            area = sum(max(MIN_BILLABLE_KM2, a) for a in raw)
-            factor = catalogue.MODE_FACTOR["polygon"]
-            aoi_wkt = geo.to_wkt(shapely.GeometryCollection(aois))
-            mode = "polygon"
-        else:
-            seen: set[str] = set()
-            cells = [c for c in cells if not (c.guid in seen or seen.add(c.guid))]  # type: ignore[func-returns-value]
-            tile_area = sum(cell_area(c.guid) for c in cells if not c.is_mini)
-            mini_area = sum(cell_area(c.guid) for c in cells if c.is_mini)
-            area_raw = area = tile_area + mini_area
-            # One blended factor so that the tile (20 %) and minitile (50 %) parts are priced separately.
-            factor = (
-                (tile_area * catalogue.MODE_FACTOR["tile"] + mini_area * catalogue.MODE_FACTOR["minitile"]) / area
-                if area
-                else 1.0
-            )
-            aoi_wkt = geo.to_wkt(shapely.GeometryCollection([c.geometry for c in cells]))
-            mode = "tile"
-
+        cells, area, factor, mode = aoi.cells, aoi.area, aoi.factor, aoi.mode
         today = now.date()
         recurring = body.To is None
         if recurring:
@@ -153,14 +92,14 @@ class OrderingStore(RecordStore):
         return {
             "model": model,
             "constellations": constellations,
-            "aois_wkt": aoi_wkt,
-            "wkt": aoi_wkt if mode == "polygon" else None,
+            "aois_wkt": aoi.wkt,
+            "wkt": aoi.wkt if mode == "polygon" else None,
             "mode": mode,
             "factor": factor,
             "tiles": [c.guid for c in cells if not c.is_mini],
             "minitiles": [c.guid for c in cells if c.is_mini],
             "area": area,
-            "area_raw": area_raw,
+            "area_raw": aoi.area_raw,
             "paid_through": paid_through,
             "reference": reference,
             "dates": image_dates(reference, body.ImageFrequency, body.From, end),
@@ -364,3 +303,115 @@ class OrderingStore(RecordStore):
                 )
             self.save(now)
             return self.order_payload(o, now, details=True)
+
+
+Errors = dict[str, list[str]]
+
+
+def _add(errs: Errors, fieldname: str, msg: str) -> None:
+    errs.setdefault(fieldname, []).append(msg)
+
+
+@dataclass
+class _MeasuredArea:
+    """An order's area of interest as billed: polygons, or tiles and minitiles."""
+
+    mode: str  # "polygon" | "tile"
+    wkt: str
+    cells: list[grid.Cell]
+    area: float
+    area_raw: float
+    factor: float
+
+
+def _check_model(body: OrderBody, errs: Errors) -> tuple[catalogue.TaskingModel | None, list[str]]:
+    """The model and the canonical constellations (each once), or errors about them."""
+    model = catalogue.find_model(body.Model)
+    if not body.Model:
+        _add(errs, "Model", "'Model' must not be empty.")
+    elif model is None:
+        _add(errs, "Model", catalogue.unknown_model(body.Model))
+    constellations: list[str] = []
+    if not body.SatelliteConstellations:
+        _add(errs, "SatelliteConstellations", "'SatelliteConstellations' must not be empty.")
+        return model, constellations
+    for c in body.SatelliteConstellations:
+        canon = catalogue.canonical_constellation(c)
+        if canon is None:
+            _add(errs, "SatelliteConstellations", catalogue.unknown_constellation(c))
+        elif canon not in constellations:
+            constellations.append(canon)
+    if model is not None and not errs.get("SatelliteConstellations"):
+        missing = [c for c in model.required if c not in constellations]
+        extra = [c for c in constellations if c not in model.required + model.optional]
+        if missing:
+            _add(errs, "SatelliteConstellations", f"Model {model.name} requires {', '.join(missing)}.")
+        if extra:
+            _add(errs, "SatelliteConstellations", f"Model {model.name} does not support {', '.join(extra)}.")
+    return model, constellations
+
+
+def _check_terms(body: OrderBody, errs: Errors) -> None:
+    if body.StorageMonths is None or body.StorageMonths < 1:
+        _add(errs, "StorageMonths", "'StorageMonths' must be greater than or equal to 1.")
+    if body.ApiRequests is None or body.ApiRequests < 1:
+        _add(errs, "ApiRequests", "'ApiRequests' must be greater than or equal to 1.")
+    if body.ImageFrequency is None or not 1 <= body.ImageFrequency <= 7:
+        _add(errs, "ImageFrequency", "'ImageFrequency' must be between 1 and 7.")
+    if body.From is None:
+        _add(errs, "From", "'From' must not be empty.")
+    elif body.From.day != 1:
+        _add(errs, "From", "'From' must be the first day of a month.")
+    if body.From is not None and body.To is not None and body.To < body.From:
+        _add(errs, "To", "'To' must be null (recurring) or on or after 'From'.")
+
+
+def _check_aois(body: OrderBody, errs: Errors) -> list[BaseGeometry]:
+    """The polygons of a Wkt or GeoJson order, each checked against the size rules."""
+    aois: list[BaseGeometry] = []
+    fieldname = "Wkt" if body.Wkt is not None else "GeoJson"
+    try:
+        aois = geo.split_aois(geo.parse_geometry(body.Wkt, body.GeoJson))
+    except geo.GeometryError as exc:
+        _add(errs, fieldname, str(exc))
+    for i, aoi in enumerate(aois):
+        w, h = geo.bbox_sides_m(aoi)
+        if w <= MIN_BBOX_SIDE_M or h <= MIN_BBOX_SIDE_M:
+            _add(errs, fieldname, f"AOI {i}: each side of its bounding box must exceed {MIN_BBOX_SIDE_M:.0f} m.")
+        bbox_area = geo.geodesic_area_km2(shapely.box(*aoi.bounds))
+        if bbox_area > 0 and geo.geodesic_area_km2(aoi) < MIN_BBOX_FILL * bbox_area:
+            _add(errs, fieldname, f"AOI {i}: area must be at least 5% of its bounding box.")
+    return aois
+
+
+def _check_cells(tile_guids: list[str], mini_guids: list[str], errs: Errors) -> list[grid.Cell]:
+    cells: list[grid.Cell] = []
+    for fieldname, guids, mini in (("TileGuids", tile_guids, False), ("MiniTileGuids", mini_guids, True)):
+        for g in guids:
+            cell = grid.parse_guid(g)
+            if cell is None or cell.is_mini != mini:
+                _add(errs, fieldname, f"Unknown {'minitile' if mini else 'tile'} GUID '{g}'.")
+            else:
+                cells.append(cell)
+    return cells
+
+
+def _measure_area(aois: list[BaseGeometry], cells: list[grid.Cell]) -> _MeasuredArea:
+    if aois:
+        raw = [geo.geodesic_area_km2(a) for a in aois]
+        area = sum(max(MIN_BILLABLE_KM2, a) for a in raw)
+        wkt = geo.to_wkt(shapely.GeometryCollection(aois))
+        return _MeasuredArea("polygon", wkt, cells, area, sum(raw), catalogue.MODE_FACTOR["polygon"])
+    seen: set[str] = set()
+    cells = [c for c in cells if not (c.guid in seen or seen.add(c.guid))]  # type: ignore[func-returns-value]
+    tile_area = sum(cell_area(c.guid) for c in cells if not c.is_mini)
+    mini_area = sum(cell_area(c.guid) for c in cells if c.is_mini)
+    area = tile_area + mini_area
+    # One blended factor so that the tile (20 %) and minitile (50 %) parts are priced separately.
+    factor = (
+        (tile_area * catalogue.MODE_FACTOR["tile"] + mini_area * catalogue.MODE_FACTOR["minitile"]) / area
+        if area
+        else 1.0
+    )
+    wkt = geo.to_wkt(shapely.GeometryCollection([c.geometry for c in cells]))
+    return _MeasuredArea("tile", wkt, cells, area, area, factor)
