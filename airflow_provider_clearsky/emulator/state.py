@@ -2,16 +2,17 @@
 
 The parts, by concern: ``dates`` (calendar arithmetic), ``records`` (orders, accounts), ``store`` (the records,
 balances, charges, persistence, renewals), ``lifecycle`` (status, production and storage of image dates),
-``ordering`` (estimates, create, list, details, cancel) and ``imagery`` (availability, downloads).
+``ordering`` (estimates, create, list, details, cancel), ``imagery`` (availability) and ``downloads``
+(estimates, limits, raster layout, charging).
 """
 
 from __future__ import annotations
 
-from .imagery import ImageryStore
+from .downloads import DownloadStore
 from .ordering import OrderingStore
 
 
-class Store(OrderingStore, ImageryStore):
+class Store(OrderingStore, DownloadStore):
     """Everything the app and the control API read and change; see ``store.RecordStore`` for the locking."""
 
 
