@@ -126,6 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Options whose value goes to the ``EmulatorConfig`` field of the same name as given.
+_SAME_NAMED_OPTIONS = (
+    "host",
+    "port",
+    "admin",
+    "admin_token",
+    "clock_speed",
+    "start_time",
+    "state_file",
+    "concurrency_error",
+    "concurrency_retry_after",
+    "order_geometry_echo",
+    "order_details_methods",
+)
+
+
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     keys = args.api_key or [DEMO_API_KEY]
     accounts = [
@@ -143,17 +159,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         for k in dict.fromkeys(keys)
     ]
     return EmulatorConfig(
-        host=args.host,
-        port=args.port,
+        **{name: getattr(args, name) for name in _SAME_NAMED_OPTIONS},
         accounts=accounts,
-        admin=args.admin,
-        admin_token=args.admin_token,
-        clock_speed=args.clock_speed,
-        start_time=args.start_time,
-        state_file=args.state_file,
         faults=list(args.fault),
-        concurrency_error=args.concurrency_error,
-        concurrency_retry_after=args.concurrency_retry_after,
         accept_bearer=not args.no_bearer,
         durations=LifecycleDurations(
             review=args.review_duration,
@@ -162,8 +170,6 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             production_delay=args.production_delay,
         ),
         access_log=not args.quiet,
-        order_geometry_echo=args.order_geometry_echo,
-        order_details_methods=args.order_details_methods,
     )
 
 
