@@ -119,10 +119,14 @@ class Stack:
         return process
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Signal a process and everything it started (its session's process group), and reap it."""
+        """Signal a process and everything it started, as if its machine died, and reap it.
+
+        Everything is the process's session, not only its process group: Airflow 3.3's task runners move to
+        process groups of their own, and a worker killed by its group alone would leave its running task
+        downloading on.
+        """
         process = self.processes[name]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.popen.pid, sig)
+        signal_session(process.popen.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.popen.wait(timeout=30)
 
@@ -130,16 +134,32 @@ class Stack:
         everything = [*self.retired, *self.processes.values()]
         for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
             for process in reversed(everything):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.popen.pid, sig)
+                signal_session(process.popen.pid, sig)
             deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and any(group_alive(p.popen.pid) for p in everything):
+            while time.monotonic() < deadline and any(session_members(p.popen.pid) for p in everything):
                 for p in everything:
                     p.popen.poll()
                 time.sleep(0.2)
         for p in everything:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.popen.wait(timeout=1)
+
+
+def session_members(session: int) -> list[int]:
+    """The PIDs of the live processes of a session (every process was started in a session of its own)."""
+    members = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session and fields[0] != "Z":
+                members.append(int(Path(stat).parent.name))
+    return members
+
+
+def signal_session(session: int, sig: int) -> None:
+    for pid in session_members(session):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 class MemorySampler:
@@ -162,24 +182,14 @@ class MemorySampler:
     def _run(self) -> None:
         page = os.sysconf("SC_PAGE_SIZE")
         while not self._stop.wait(2):
-            groups = {p.popen.pid for p in self.stack.processes.values()} | {os.getpgid(0)}
+            sessions = {p.popen.pid for p in self.stack.processes.values()} | {os.getsid(0)}
             total = 0
             for stat in glob.glob("/proc/[0-9]*/stat"):
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-                    if int(fields[2]) in groups:  # the process group
+                    if int(fields[3]) in sessions:  # task runners have process groups of their own
                         total += int(fields[21]) * page  # rss in pages
             self.peak_bytes = max(self.peak_bytes, total)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def pg_binary(name: str) -> str:
