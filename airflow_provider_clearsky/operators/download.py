@@ -176,12 +176,11 @@ class _ClearSkyDownloadOperator(DownloadOperatorBase):
             if estimate is not None:
                 target.result["estimate"] = estimate.model_dump(mode="json", by_alias=True)
                 notices.update(meta.notices("estimate", estimate.model_extra))
-        # The order as the run already read it, when its record carries notices; else its details, read once.
-        # (A deferred wait's record comes from the order list, which may leave the details' notices out.)
-        order_notices = meta.notices("order", self.order_details) if self.order_details is not None else {}
-        if not order_notices and self.order_guid:
-            order_notices = self._order_notices(hook, str(self.order_guid))
-        notices.update(order_notices)
+        # The order as the run already read it (the wait's record), else its details, read once per task.
+        if self.order_details is not None:
+            notices.update(meta.notices("order", self.order_details))
+        elif self.order_guid:
+            notices.update(self._order_notices(hook, str(self.order_guid)))
         return account, notices
 
     def _order_notices(self, hook: ClearSkyHook, order_guid: str) -> dict[str, Any]:
@@ -310,8 +309,7 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
         notices are copied there (read from the order's details, once per task, unless ``order_details``).
     :param order_details: the order as the run already read it: the record ``ClearSkyOrderStatusSensor``
         returns (e.g. ``wait_for_order.output``). Its ``TaskOrderGuid`` is the ``order_guid`` (which, if given
-        too, must match); when it carries attribution notices they go to the sidecar without reading the order
-        again (a record without any, e.g. from a deferred wait's order list, still has the details read).
+        too, must match), and the notices it carries go to the sidecar: the order is not read again.
     :param overwrite: download again (and pay again) even if a complete file is already there.
     :param verify_existing: how an existing file is checked before skipping: ``checksum`` (read back and
         compare SHA-256 with the sidecar; default) or ``size`` (size only; cheaper on remote stores).

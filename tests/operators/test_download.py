@@ -376,14 +376,15 @@ def test_order_details_of_the_run_give_the_sidecar_its_notices_without_reading_t
     assert stac["properties"]["clearsky:order_guid"] == order_guid
 
 
-def test_order_details_without_notices_still_have_the_orders_details_read_for_the_sidecar(
+def test_order_details_are_what_the_run_read_the_order_is_not_read_again(
     emu: EmulatorHandle, order_guid: str, tmp_path: Path
 ) -> None:
-    record = {"TaskOrderGuid": order_guid, "OrderingProcessStatus": "Completed"}  # e.g. from the order list
+    record = {"TaskOrderGuid": order_guid, "OrderingProcessStatus": "Completed"}  # a record without notices
     uri = composite(destination=str(tmp_path), order_details=record).execute({})
-    assert emu.control.request_count(DETAILS) == 1
+    assert emu.control.request_count(DETAILS) == 0
     sidecar = json.loads(Path(str(local_path(uri)) + ".json").read_text())
-    assert "EMULATOR PLACEHOLDER" in sidecar["attribution"]["order:Attribution"]
+    assert sidecar["order_guid"] == order_guid
+    assert not any(name.startswith("order:") for name in sidecar["attribution"])
 
 
 def test_order_details_that_are_not_the_orders_record_fail_before_any_request(
