@@ -33,6 +33,9 @@ class Emulator:
         self.request_log: list[dict[str, Any]] = []
         self.log_lock = threading.Lock()
         self.inflight: dict[str, int] = defaultdict(int)
+        # What each key's in-flight requests are ("POST /path from 127.0.0.1:port since <time>"), by request:
+        # a concurrency refusal's log entry names them (invented: the real service says only the limit).
+        self.inflight_requests: dict[str, dict[int, str]] = defaultdict(dict)
         # The most requests of one key in flight at once since start (or reset): what the account's
         # MaxConcurrentConnections is checked against.
         self.peak_inflight: dict[str, int] = defaultdict(int)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
@@ -63,11 +64,14 @@ class EmulatorASGI:
         logged = [False]
         admitted = [False]  # counted in flight: released when the answer's last byte leaves, or when it ends
 
+        held_by: list[str] = []  # for a refused request: what held the key's connections
+
         def release() -> None:
             if admitted[0] and key is not None:
                 admitted[0] = False
                 with emu.inflight_lock:
                     emu.inflight[key] -= 1
+                    emu.inflight_requests[key].pop(id(scope), None)
 
         def record() -> None:
             # Logged before the last byte of the answer leaves, so a client that has its answer finds it logged.
@@ -82,6 +86,8 @@ class EmulatorASGI:
                 "status": status_box[0],
                 "key": redact_key(key),
             }
+            if held_by:
+                entry["held_by"] = held_by
             emu.log_request(entry)
             if emu.config.access_log:
                 q = f"?{entry['query']}" if entry["query"] else ""
@@ -121,9 +127,14 @@ class EmulatorASGI:
             scope["clearsky.api_key"] = key
             with emu.inflight_lock:
                 busy = emu.inflight[key] >= acct.config.max_concurrent_connections
-                if not busy:
+                if busy:
+                    held_by.extend(emu.inflight_requests[key].values())
+                else:
                     emu.inflight[key] += 1
                     emu.peak_inflight[key] = max(emu.peak_inflight[key], emu.inflight[key])
+                    client = "{}:{}".format(*(scope.get("client") or ("?", 0)))
+                    since = time.strftime("%H:%M:%S", time.gmtime())  # real time, to compare with other logs
+                    emu.inflight_requests[key][id(scope)] = f"{method} {path} from {client} since {since} UTC"
                     admitted[0] = True
             if busy:
                 await self._concurrency_error(logging_send, acct.config.max_concurrent_connections)

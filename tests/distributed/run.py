@@ -849,7 +849,8 @@ def scenario_pool(d: Deployment, outcome: Outcome) -> None:
 def _around(log: list[dict[str, Any]], refused: list[dict[str, Any]]) -> str:
     """The requests logged just before the first refused one: what held the account's connections."""
     at = log.index(refused[0])
-    return "; ".join(f"{r['method']} {r['path']} {r['status']}" for r in log[max(0, at - 8) : at + 1])
+    before = "; ".join(f"{r['method']} {r['path']} {r['status']}" for r in log[max(0, at - 8) : at + 1])
+    return f"{before}; in flight then: {refused[0].get('held_by')}"
 
 
 def scenario_secrets(d: Deployment, outcome: Outcome) -> None:

@@ -145,6 +145,9 @@ def test_startup_faults_and_concurrency_429(clearsky_emulator_factory) -> None: 
         )
     codes = sorted(r.status_code for r in results)
     assert codes == [200, 200, 429, 429]
+    refused = [entry for entry in h.control.request_log() if entry["status"] == 429]
+    assert all(len(entry["held_by"]) == 2 for entry in refused)  # names the two requests that held the limit
+    assert refused[0]["held_by"][0].startswith(f"GET {MODELS} from 127.0.0.1:")
     busy = next(r for r in results if r.status_code == 429)
     assert busy.headers["retry-after"] == "1"
 
