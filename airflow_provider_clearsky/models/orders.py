@@ -85,16 +85,12 @@ _CONSTELLATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 def _listed_text(value: str) -> Any:
     """A list rendered as text by a template (``"['Sentinel1', 'Sentinel2']"`` or JSON), as a list."""
-    import ast
-    import json
+    from airflow_provider_clearsky.utils.coercion import read_list_text
 
     try:
-        return json.loads(value)
-    except ValueError:
-        try:
-            return ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise ValueError(f"is not a readable list of constellation names: {value[:80]!r}") from None
+        return read_list_text(value)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"is not a readable list of constellation names: {value[:80]!r}") from None
 
 
 def constellation_names(value: Any) -> list[str]:

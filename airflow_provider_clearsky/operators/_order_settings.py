@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky.exceptions import AmbiguousOrderError
 from airflow_provider_clearsky.models.enums import is_failed_status
+from airflow_provider_clearsky.utils.coercion import as_bool, as_cost, as_guid_list, as_int, is_blank_text, utc
 
 if TYPE_CHECKING:
     from pendulum import DateTime
@@ -30,79 +30,7 @@ AUTHALIC_RADIUS_M = 6_371_007.2
 NOTICE_MARKERS = ("attribution", "licen", "provenance", "notice")
 
 
-# ----------------------------------------------------------------------------- small conversions
-
-
-def as_int(name: str, value: Any) -> Any:
-    """Return a templated whole number given as text ("7") as an int; leave anything else to the model."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return value
-
-
-def as_bool(name: str, value: Any, *, strict: bool = False) -> bool:
-    """Return True or False, also from rendered text; ``strict`` refuses ``""``/``"None"`` instead of reading false."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
-        return True
-    falsy = ("false", "0", "no", "off") if strict else ("false", "0", "no", "off", "", "none")
-    if isinstance(value, str) and value.strip().lower() in falsy:
-        return False
-    if isinstance(value, int):
-        return bool(value)
-    raise ValueError(f"{name} must be true or false, got {value!r}")
-
-
-def as_cost(name: str, value: Any) -> float | None:
-    """Return a budget in the order's currency.
-
-    Only a literal Python ``None`` means "no limit": a template that renders to ``"None"`` or ``""`` (an
-    unset param) is refused, never read as "no budget".
-    """
-    if value is None:
-        return None
-    hint = "(or a literal None, not a text, for no limit)"
-    if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
-        raise ValueError(
-            f"{name} rendered to {value!r}, which is not an amount; give a number such as 250.0 {hint}: an unset "
-            "template parameter never removes the budget"
-        )
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an amount such as 250.0 {hint}, got {value!r}")
-    try:
-        amount = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an amount such as 250.0 {hint}, got {value!r}") from None
-    if math.isnan(amount) or amount < 0 or math.isinf(amount):
-        raise ValueError(f"{name} must be zero or more (and finite), got {value!r}")
-    return amount
-
-
-def is_blank_text(value: Any) -> bool:
-    """Text a template renders for "nothing": ``""``, ``"None"``, ``"null"``."""
-    return isinstance(value, str) and value.strip().lower() in ("", "none", "null")
-
-
-def as_guid_list(name: str, value: Any) -> Any:
-    """GUID lists may arrive rendered as text ("['a', 'b']", '["a"]' or "a, b"): turn those into lists."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text or text.lower() in ("none", "null"):
-        return None
-    if text.startswith("["):
-        import ast
-
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise ValueError(f"{name} is not a readable list of GUIDs: {text[:80]!r}") from None
-        return parsed
-    return [part.strip() for part in text.replace(";", ",").replace("\n", ",").split(",") if part.strip()]
+# ----------------------------------------------------------------------------- notices
 
 
 def notices(model: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -172,12 +100,6 @@ class AttemptRecord:
             return utc(dt.datetime.fromisoformat(self.since.replace("Z", "+00:00")))
         except ValueError:
             return None
-
-
-def utc(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
 
 
 # ----------------------------------------------------------------------------- adoption
@@ -588,4 +510,5 @@ __all__ = [
     "plan_cancel",
     "requested_area_km2",
     "same_month",
+    "utc",
 ]

@@ -197,27 +197,3 @@ class ClearSkyBaseSensor(BaseSensorOperator):
         if event.get("retryable", True):
             raise RetryableTaskError(message)
         raise AirflowFailException(message)
-
-
-def as_list(value: Any) -> list[Any] | None:
-    """Return a templated list that may arrive rendered as text (JSON list, comma-separated, or one item)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return []
-        if text.startswith("["):
-            import json
-
-            try:
-                parsed = json.loads(text)
-            except json.JSONDecodeError:
-                import ast
-
-                parsed = ast.literal_eval(text)
-            return list(parsed)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    if isinstance(value, (Sequence, set, frozenset, tuple)):
-        return list(value)
-    return [value]

@@ -11,7 +11,7 @@ from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnValue
 from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
 from airflow_provider_clearsky.models.enums import AUTO_UTM_EPSG
-from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed, as_list
+from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
 from airflow_provider_clearsky.triggers.availability import (
     ALL,
     ANY,
@@ -19,8 +19,8 @@ from airflow_provider_clearsky.triggers.availability import (
     AvailabilityTracker,
     ClearSkyImageAvailabilityTrigger,
     check_once,
-    parse_day,
 )
+from airflow_provider_clearsky.utils.coercion import as_int, as_list, parse_day
 from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
@@ -38,13 +38,6 @@ _ARGUMENTS = {
     "utmdataselectionmode": "utm_mode",
     "allowpartialimage": "allow_partial",
 }
-
-
-def _as_int(value: Any) -> Any:
-    """Templated numbers arrive as text: ``"4326"`` -> 4326 (anything else is left for the model to judge)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return value
 
 
 def _name_arguments(error: InvalidRequestError) -> str:
@@ -219,7 +212,7 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
                 date=spec.days()[0],
                 model=self.model,
                 satellite_constellations=constellations,
-                epsg_projection=_as_int(self.epsg),
+                epsg_projection=as_int("epsg", self.epsg),
                 bandnames=self.bands,
                 utm_data_selection_mode=self.utm_mode,
                 allow_partial_image=self.allow_partial,

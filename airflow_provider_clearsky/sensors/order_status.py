@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnValue
 from airflow_provider_clearsky.links import ClearSkyOrderLink
-from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed, as_list
+from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
 from airflow_provider_clearsky.triggers.order_status import (
     FAILURE,
     SUCCESS,
@@ -16,6 +16,7 @@ from airflow_provider_clearsky.triggers.order_status import (
     order_outcome,
     order_record,
 )
+from airflow_provider_clearsky.utils.coercion import as_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

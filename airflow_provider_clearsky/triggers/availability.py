@@ -58,6 +58,7 @@ from airflow_provider_clearsky.triggers._polling import (
     seconds_left,
     shared_hook,
 )
+from airflow_provider_clearsky.utils.coercion import parse_day
 
 READY = "ready"
 PENDING = "pending"
@@ -77,24 +78,6 @@ _REASONS = {
     NOT_SCHEDULED: "no order covering the area produces an image on this date (check ImageFrequency/ReferenceDate)",
     EXPIRED: "the imagery is outside its storage period (order StorageMonths to keep it longer)",
 }
-
-
-def parse_day(value: Any, argument: str) -> dt.date:
-    """Return the date of a date, datetime, or ISO text; a time with an offset gives its UTC date.
-
-    ValueError naming ``argument`` if it is not one.
-    """
-    from airflow_provider_clearsky.models.orders import utc_date
-
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    try:
-        day = utc_date(value if isinstance(value, dt.datetime) else str(value).strip())
-        return day if isinstance(day, dt.date) else dt.date.fromisoformat(day)
-    except ValueError:
-        raise ValueError(
-            f"{argument}: {value!r} is not a date; use YYYY-MM-DD (or a date-time with its offset)"
-        ) from None
 
 
 def classify(availability: CompositeAvailability, allow_partial: bool) -> str:
