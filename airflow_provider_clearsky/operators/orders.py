@@ -38,8 +38,9 @@ from airflow_provider_clearsky.exceptions import (
     error_policy,
 )
 from airflow_provider_clearsky.links import ClearSkyOrderLink
-from airflow_provider_clearsky.operators import _order_settings as settings
-from airflow_provider_clearsky.utils import order_reuse
+from airflow_provider_clearsky.models.enums import is_failed_status
+from airflow_provider_clearsky.utils import cancellation, coercion, order_reuse
+from airflow_provider_clearsky.utils import orders as order_rules
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -194,16 +195,16 @@ class _OrderSettingsOperator(_ClearSkyOperator):
             return OrderRequest(
                 wkt=self.wkt,
                 geo_json=self.geojson or None,
-                tile_guids=settings.as_guid_list("tile_guids", self.tile_guids),
-                mini_tile_guids=settings.as_guid_list("minitile_guids", self.minitile_guids),
+                tile_guids=coercion.as_guid_list("tile_guids", self.tile_guids),
+                mini_tile_guids=coercion.as_guid_list("minitile_guids", self.minitile_guids),
                 model=self.model,
                 satellite_constellations=self.satellite_constellations,
-                image_frequency=settings.as_int("image_frequency", self.image_frequency),
+                image_frequency=coercion.as_int("image_frequency", self.image_frequency),
                 reference_date=self.reference_date or None,
                 date_from=self.date_from,
                 date_to=date_to,
-                storage_months=settings.as_int("storage_months", self.storage_months),
-                api_requests=settings.as_int("api_requests", self.api_requests),
+                storage_months=coercion.as_int("storage_months", self.storage_months),
+                api_requests=coercion.as_int("api_requests", self.api_requests),
             )
         except InvalidRequestError as error:
             raise _invalid(self.task_id, error) from None
@@ -218,10 +219,10 @@ class _OrderSettingsOperator(_ClearSkyOperator):
         date_to, recurring = self.date_to, self.recurring
         if recurring is not None:
             try:
-                wanted = settings.as_bool("recurring", recurring, strict=True)
+                wanted = coercion.as_bool("recurring", recurring, strict=True)
             except ValueError as error:
                 raise AirflowFailException(f"{self.task_id}: invalid order settings: {error}") from None
-            blank = date_to is None or settings.is_blank_text(date_to)
+            blank = date_to is None or coercion.is_blank_text(date_to)
             if wanted and not blank:
                 raise AirflowFailException(
                     f"{self.task_id}: date_to: {date_to!r} contradicts recurring=True (a recurring order has no end); "
@@ -234,7 +235,7 @@ class _OrderSettingsOperator(_ClearSkyOperator):
                     f"{self.task_id}: date_to: recurring=False needs the order's last day (YYYY-MM-DD), got {date_to!r}"
                 )
             return date_to
-        if settings.is_blank_text(date_to):
+        if coercion.is_blank_text(date_to):
             raise AirflowFailException(
                 f"{self.task_id}: date_to rendered to {date_to!r}, which is not a date; give the last day "
                 "(YYYY-MM-DD), or for a recurring order a literal date_to=None or recurring=True (a text never "
@@ -276,8 +277,8 @@ class ClearSkyEstimateOrderOperator(_OrderSettingsOperator):
             estimate = self.hook.estimate_order(request)
         except ClearSkyError as error:
             raise _fail_fast(error) from error
-        summary = settings.estimate_summary(request, estimate)
-        self.log.info("ClearSKY estimate: %s", settings.describe_estimate(summary))
+        summary = order_rules.estimate_summary(request, estimate)
+        self.log.info("ClearSKY estimate: %s", order_rules.describe_estimate(summary))
         return summary
 
 
@@ -383,13 +384,13 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
 
         self._request = self.order_request()
         try:
-            self._max_cost = settings.as_cost("max_cost", self.max_cost)
+            self._max_cost = coercion.as_cost("max_cost", self.max_cost)
             next_limit = self.max_next_month_cost
             self._max_next = (
-                self._max_cost if next_limit is None else settings.as_cost("max_next_month_cost", next_limit)
+                self._max_cost if next_limit is None else coercion.as_cost("max_next_month_cost", next_limit)
             )
-            self._expect_dates = settings.as_bool("expect_image_dates", self.expect_image_dates)
-            self._dedup = settings.as_bool("tile_deduplication", self.tile_deduplication)
+            self._expect_dates = coercion.as_bool("expect_image_dates", self.expect_image_dates)
+            self._dedup = coercion.as_bool("tile_deduplication", self.tile_deduplication)
             reuse = order_reuse.if_exists_choice(self.if_exists) == "reuse"
             self._payload = create_order_payload(self._request, self._dedup)
         except InvalidRequestError as error:
@@ -404,7 +405,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             if plan.request is not self._request:
                 self._request = plan.request
                 self._payload = create_order_payload(self._request, self._dedup)
-        self._fingerprint = settings.order_fingerprint(self._payload)
+        self._fingerprint = order_rules.order_fingerprint(self._payload)
         self._estimate_summary: dict[str, Any] | None = None
         self._order: TaskOrder | None = None
         self._adopted = False
@@ -429,7 +430,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         if record is not None and record.fingerprint == self._fingerprint:
             same = True
         else:
-            same = not settings.order_mismatches(order, self._request)
+            same = not order_rules.order_mismatches(order, self._request)
         if not same:
             self.log.warning(
                 "Order %s was created by an earlier try with other settings (fingerprint %s, now %s); "
@@ -449,7 +450,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
 
     def is_job_succeeded(self, status: str) -> bool:
         """Tell whether an earlier try's order can be adopted (it exists, has these settings and did not fail)."""
-        return status not in ("NotFound", "SettingsChanged") and not settings.is_failed_status(status)
+        return status not in ("NotFound", "SettingsChanged") and not is_failed_status(status)
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
         """Do nothing: waiting for the order is a sensor's work."""
@@ -479,7 +480,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         The GUID is stored already, so a later try adopts the order instead of ordering again.
         """
         created = order.created_date or utc_now()
-        if settings.same_month(estimated_at, created):
+        if cancellation.same_month(estimated_at, created):
             return
         estimate = self.hook.estimate_order(self._request)
         current, currency = estimate.current_month_total, estimate.currency or ""
@@ -520,7 +521,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         existing = self._matching_orders()
         if record is not None:
             found = self._pick(
-                settings.adoptable_orders(
+                order_rules.adoptable_orders(
                     existing, self._request, known=record.known, since=None, clock_skew=self.clock_skew
                 )
             )
@@ -534,11 +535,11 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             )
         known = sorted({order.guid.lower() for order in existing} | set(record.known if record else []))
         first = record.since if record is not None else utc_iso(utc_now())
-        new_record = settings.AttemptRecord(self._fingerprint, first, known)
+        new_record = order_rules.AttemptRecord(self._fingerprint, first, known)
         if store is not None:
             store.set(self.attempt_key, new_record.to_json())
 
-        if not settings.same_month(estimated_at, utc_now()):
+        if not cancellation.same_month(estimated_at, utc_now()):
             # The 00:00 UTC cut-off on the 1st passed since the estimate: the order would be priced (and
             # charged) for the new month, so the budget is checked again on a fresh estimate.
             self.log.warning("The month changed since the estimate (00:00 UTC on the 1st); estimating again.")
@@ -595,7 +596,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         order = plan.order
         assert order is not None
         self._order, self._reused, self._adopted = order, True, False
-        self._fingerprint, self._estimate_summary = settings.order_fingerprint(self._payload), None
+        self._fingerprint, self._estimate_summary = order_rules.order_fingerprint(self._payload), None
         url = self.hook.settings.order_url(order.guid)
         ClearSkyOrderLink.persist(context, url)
         self.log.info(
@@ -636,9 +637,9 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
 
     def _estimate(self) -> OrderEstimate:
         estimate = self.hook.estimate_order(self._request)
-        summary = settings.estimate_summary(self._request, estimate)
+        summary = order_rules.estimate_summary(self._request, estimate)
         self._estimate_summary = summary
-        self.log.info("ClearSKY estimate: %s", settings.describe_estimate(summary))
+        self.log.info("ClearSKY estimate: %s", order_rules.describe_estimate(summary))
         currency = estimate.currency
         refusals = []
         current, upcoming = estimate.current_month_total, estimate.next_month_total
@@ -664,14 +665,16 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         return estimate
 
     def _matching_orders(self) -> list[TaskOrder]:
-        geometry = settings.request_geometry(self._request)
+        geometry = order_rules.request_geometry(self._request)
         return [
-            order for order in self.hook.list_orders() if not settings.order_mismatches(order, self._request, geometry)
+            order
+            for order in self.hook.list_orders()
+            if not order_rules.order_mismatches(order, self._request, geometry)
         ]
 
-    def _adoptable(self, record: settings.AttemptRecord | None, since: dt.datetime | None) -> TaskOrder | None:
+    def _adoptable(self, record: order_rules.AttemptRecord | None, since: dt.datetime | None) -> TaskOrder | None:
         return self._pick(
-            settings.adoptable_orders(
+            order_rules.adoptable_orders(
                 self.hook.list_orders(),
                 self._request,
                 known=record.known if record is not None else None,
@@ -691,7 +694,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             )
         return found[0] if found else None
 
-    def _wait_for_order(self, record: settings.AttemptRecord) -> TaskOrder | None:
+    def _wait_for_order(self, record: order_rules.AttemptRecord) -> TaskOrder | None:
         deadline = time.monotonic() + self.outcome_timeout
         while True:
             try:
@@ -713,11 +716,11 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         self.log.info("Adopting %s: %s (%s), created %s: %s", what, order.guid, order.status, order.created_date, url)
         return order.guid
 
-    def _load_record(self, context: Context) -> settings.AttemptRecord | None:
+    def _load_record(self, context: Context) -> order_rules.AttemptRecord | None:
         store = context.get("task_state_store") if getattr(self, "durable", False) else None
         if store is None:
             return None
-        return settings.AttemptRecord.from_json(store.get(self.attempt_key))
+        return order_rules.AttemptRecord.from_json(store.get(self.attempt_key))
 
     def _fallback_since(self, context: Context) -> dt.datetime | None:
         """Without a state store, a retry looks for orders created since the DAG run started."""
@@ -726,7 +729,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             return None
         dag_run = context.get("dag_run")
         start = getattr(dag_run, "start_date", None) or getattr(ti, "start_date", None)
-        return settings.utc(start) if isinstance(start, dt.datetime) else None
+        return coercion.utc(start) if isinstance(start, dt.datetime) else None
 
     def _record(self, context: Context, order: TaskOrder) -> None:
         """Record the order and what this run paid for it, for the ClearSKY view.
@@ -763,12 +766,12 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             "date_to": self._request.date_to.isoformat() if self._request.date_to else None,
             "estimate": self._estimate_summary,
         }
-        summary.update(settings.notices(order))
+        summary.update(order_rules.notices(order))
         return summary
 
 
 def utc_iso(moment: dt.datetime) -> str:
-    return settings.utc(moment).isoformat().replace("+00:00", "Z")
+    return coercion.utc(moment).isoformat().replace("+00:00", "Z")
 
 
 class ClearSkyCancelOrderOperator(_ClearSkyOperator):
@@ -810,12 +813,12 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
         except ClearSkyError as error:
             raise _fail_fast(error) from error
         ClearSkyOrderLink.persist(context, self.hook.settings.order_url(order.guid))
-        plan = settings.plan_cancel(order, utc_now())
+        plan = cancellation.plan_cancel(order, utc_now())
         if plan.action == "refuse":
             raise AirflowFailException(plan.message)
         if plan.action == "none":
             self.log.info(plan.message)
-            return settings.cancel_result(order.guid, plan, order, None)
+            return cancellation.cancel_result(order.guid, plan, order, None)
         self.log.info("Cancelling: %s", plan.message)
         try:
             answer = self.hook.cancel_order(order.guid)
@@ -830,11 +833,11 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
                 if plan.outcome != "canceled":
                     raise
                 # The docs: a cancel in Review removes the order completely; the account may no longer list it.
-                result = settings.cancel_result(order.guid, plan, order, None, answered_at)
+                result = cancellation.cancel_result(order.guid, plan, order, None, answered_at)
                 result["status_after"] = "removed"
                 self.log.info("Order %s was withdrawn and is no longer listed (%s).", order.guid, plan.outcome)
                 return result
-        result = settings.cancel_result(order.guid, plan, order, after, answered_at)
+        result = cancellation.cancel_result(order.guid, plan, order, after, answered_at)
         if (result["outcome"], result["coverage_until"]) != (plan.outcome, plan.coverage_until):
             self.log.warning("The cancel did not do what was planned (it landed later, or the order changed).")
         self.log.info("Order %s is now %s (%s): %s", order.guid, after.status, result["outcome"], result["message"])
@@ -902,8 +905,8 @@ class ClearSkySearchTilesOperator(_AoiOperator):
             request = TileSearchRequest(
                 wkt=self.wkt or None,
                 geo_json=self.geojson or None,
-                tile_guids=settings.as_guid_list("tile_guids", self.tile_guids),
-                mini_tile_guids=settings.as_guid_list("minitile_guids", self.minitile_guids),
+                tile_guids=coercion.as_guid_list("tile_guids", self.tile_guids),
+                mini_tile_guids=coercion.as_guid_list("minitile_guids", self.minitile_guids),
                 tile_guid_for_mini_tiles=self.tile_guid_for_minitiles or None,
             )
         except InvalidRequestError as error:

@@ -1,4 +1,4 @@
-"""Tell whether the area a server echoes for an order is the area that was requested.
+"""Areas of interest: their equal-area size, and whether the area a server echoes is the one requested.
 
 An order's answer echoes its area of interest, but not necessarily as sent: the docs bill orders by
 bounding-box extent, and the service may echo each polygon's bounding box, the whole AOI's box, a normalised
@@ -11,7 +11,7 @@ shapely is imported on first use only (nothing heavy at DAG-parse time).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 #: IoU is computed on lon/lat degrees: over a field- or tile-sized area the scale distortion is the same for
 #: both shapes, so the ratio is unaffected.
 MIN_INTERSECTION_OVER_UNION = 0.9
+#: Mean radius of the authalic (equal-area) sphere of WGS84, in metres.
+AUTHALIC_RADIUS_M = 6_371_007.2
 
 
 def areas_match(requested_wkt: str, echoed_wkt: str) -> bool:
@@ -92,3 +94,24 @@ def _iou(a: BaseGeometry, b: BaseGeometry) -> float:
 
 
 __all__ = ["MIN_INTERSECTION_OVER_UNION", "areas_match"]
+
+
+def equal_area_km2(geometry: BaseGeometry) -> float:
+    """Area of a lon/lat geometry in km², on the authalic sphere through the sinusoidal projection.
+
+    The sinusoidal projection is equal-area, so after densifying edges to 0.01° the planar area of the
+    projected geometry is the spherical area; against the WGS84 ellipsoid the error is below 0.3 %.
+    """
+    import numpy as np
+    import shapely
+
+    if geometry.is_empty:
+        return 0.0
+    dense = shapely.segmentize(geometry, max_segment_length=0.01)
+
+    def project(coords: Any) -> Any:
+        lon = np.radians(coords[:, 0])
+        lat = np.radians(coords[:, 1])
+        return np.column_stack((AUTHALIC_RADIUS_M * lon * np.cos(lat), AUTHALIC_RADIUS_M * lat))
+
+    return float(shapely.transform(dense, project).area) / 1e6

@@ -45,8 +45,8 @@ def still_renews(order: TaskOrder) -> bool:
 
 
 def _same_area(order: TaskOrder, request: OrderRequest) -> bool:
-    from airflow_provider_clearsky.operators._order_settings import request_geometry
     from airflow_provider_clearsky.utils.area import areas_match
+    from airflow_provider_clearsky.utils.orders import request_geometry
 
     if request.is_grid_order:
         return _same_set(order.tiles, request.tile_guids) and _same_set(order.mini_tiles, request.mini_tile_guids)

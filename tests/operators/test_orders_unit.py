@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_clearsky._compat import AirflowFailException
+from airflow_provider_clearsky.exceptions import AmbiguousOrderError
 from airflow_provider_clearsky.hooks.endpoints import create_order_payload
 from airflow_provider_clearsky.models import OrderRequest, TaskOrder
-from airflow_provider_clearsky.operators import _order_settings as s
 from airflow_provider_clearsky.operators.orders import (
     ClearSkyCancelOrderOperator,
     ClearSkyCreateOrderOperator,
@@ -19,6 +19,8 @@ from airflow_provider_clearsky.operators.orders import (
     ClearSkyOptimizeTilesOperator,
     ClearSkySearchTilesOperator,
 )
+from airflow_provider_clearsky.utils import area, cancellation, coercion
+from airflow_provider_clearsky.utils import orders as order_rules
 from tests.operators.test_orders_support import (
     AOI_GEOJSON,
     AOI_WKT,
@@ -53,7 +55,7 @@ def request(**overrides: Any) -> OrderRequest:
 
 def fingerprint(**overrides: Any) -> str:
     dedup = overrides.pop("tile_deduplication", False)
-    return s.order_fingerprint(create_order_payload(request(**overrides), dedup))
+    return order_rules.order_fingerprint(create_order_payload(request(**overrides), dedup))
 
 
 def listed(req: OrderRequest, guid: str = "11111111-1111-4111-8111-111111111111", **changes: Any) -> TaskOrder:
@@ -125,9 +127,9 @@ def test_fingerprint_includes_tile_deduplication() -> None:
 
 def test_listed_order_matches_its_request_despite_rounding_and_order() -> None:
     req = request()
-    assert s.order_mismatches(listed(req), req) == []
+    assert order_rules.order_mismatches(listed(req), req) == []
     grid = request(wkt=None, tile_guids=[TILE_A, TILE_B])
-    assert s.order_mismatches(listed(grid, Tiles=[TILE_B, TILE_A]), grid) == []
+    assert order_rules.order_mismatches(listed(grid, Tiles=[TILE_B, TILE_A]), grid) == []
 
 
 @pytest.mark.parametrize(
@@ -150,7 +152,7 @@ def test_listed_order_matches_its_request_despite_rounding_and_order() -> None:
 )
 def test_any_differing_field_prevents_adoption(changes: dict[str, Any], reason: str) -> None:
     req = request()
-    reasons = s.order_mismatches(listed(req, **changes), req)
+    reasons = order_rules.order_mismatches(listed(req, **changes), req)
     assert any(reason in text for text in reasons), reasons
 
 
@@ -164,24 +166,24 @@ def test_any_differing_field_prevents_adoption(changes: dict[str, Any], reason: 
 )
 def test_an_echoed_bounding_box_or_normalised_area_is_still_ours(echo: str) -> None:
     req = request()
-    assert s.order_mismatches(listed(req, Wkt=echo), req) == []
+    assert order_rules.order_mismatches(listed(req, Wkt=echo), req) == []
 
 
 def test_an_unreadable_echo_of_an_otherwise_identical_order_fails_loudly() -> None:
     req = request()
-    with pytest.raises(s.AmbiguousOrderError, match="11111111-1111-4111-8111-111111111111"):
-        s.order_mismatches(listed(req, Wkt="CIRCLE (12.5 55.6, 1)"), req)
+    with pytest.raises(AmbiguousOrderError, match="11111111-1111-4111-8111-111111111111"):
+        order_rules.order_mismatches(listed(req, Wkt="CIRCLE (12.5 55.6, 1)"), req)
     # an order that differs elsewhere is not ours, whatever its area says
-    assert s.order_mismatches(listed(req, Wkt="CIRCLE (12.5 55.6, 1)", ImageFrequency=1), req)
+    assert order_rules.order_mismatches(listed(req, Wkt="CIRCLE (12.5 55.6, 1)", ImageFrequency=1), req)
 
 
 def test_unreported_optional_fields_do_not_prevent_adoption() -> None:
     req = request()
     order = TaskOrder.model_validate({"TaskOrderGuid": "x", "Model": "stratus2", "From": "2026-06-01", "To": None})
-    assert s.order_mismatches(order, req) == []
+    assert order_rules.order_mismatches(order, req) == []
     # ... but a historical request never matches an order that does not say it is historical.
     order = TaskOrder.model_validate({"TaskOrderGuid": "x", "Model": "Stratus2", "From": "2026-06-01"})
-    assert s.order_mismatches(order, request(date_to="2026-06-30"))
+    assert order_rules.order_mismatches(order, request(date_to="2026-06-30"))
 
 
 def test_adoption_with_a_record_uses_the_known_list_not_the_clocks() -> None:
@@ -190,7 +192,7 @@ def test_adoption_with_a_record_uses_the_known_list_not_the_clocks() -> None:
     new = listed(req, "bbbbbbbb-0000-4000-8000-000000000002", CreatedDate="2020-01-01T00:00:01Z")
     other = listed(req, "cccccccc-0000-4000-8000-000000000003", ImageFrequency=1)
     cancelled = listed(req, "dddddddd-0000-4000-8000-000000000004", OrderingProcessStatus="Canceled")
-    found = s.adoptable_orders(
+    found = order_rules.adoptable_orders(
         [old, new, other, cancelled],
         req,
         known=[old.guid.upper()],
@@ -208,18 +210,20 @@ def test_adoption_without_a_record_needs_creation_since_the_first_attempt() -> N
     within_skew = listed(req, "bbbbbbbb-0000-4000-8000-000000000002", CreatedDate="2026-06-10T11:51:00Z")
     later = listed(req, "cccccccc-0000-4000-8000-000000000003", CreatedDate="2026-06-10T12:30:00Z")
     undated = listed(req, "dddddddd-0000-4000-8000-000000000004", CreatedDate=None)
-    found = s.adoptable_orders([later, early, undated, within_skew], req, known=None, since=since, clock_skew=skew)
+    found = order_rules.adoptable_orders(
+        [later, early, undated, within_skew], req, known=None, since=since, clock_skew=skew
+    )
     assert [order.guid for order in found] == [within_skew.guid, later.guid]  # oldest first
-    assert s.adoptable_orders([later], req, known=None, since=None, clock_skew=skew) == []
+    assert order_rules.adoptable_orders([later], req, known=None, since=None, clock_skew=skew) == []
 
 
 def test_attempt_record_round_trips_and_rejects_junk() -> None:
-    record = s.AttemptRecord("sha256:ab", "2026-06-10T12:00:00Z", ["A-B"])
-    again = s.AttemptRecord.from_json(json.loads(json.dumps(record.to_json())))
+    record = order_rules.AttemptRecord("sha256:ab", "2026-06-10T12:00:00Z", ["A-B"])
+    again = order_rules.AttemptRecord.from_json(json.loads(json.dumps(record.to_json())))
     assert again is not None and again.known == ["a-b"]
     assert again.since_time == dt.datetime(2026, 6, 10, 12, tzinfo=UTC)
-    assert s.AttemptRecord.from_json(None) is None
-    assert s.AttemptRecord.from_json("guid") is None
+    assert order_rules.AttemptRecord.from_json(None) is None
+    assert order_rules.AttemptRecord.from_json("guid") is None
 
 
 # ----------------------------------------------------------------------------- area, notices, conversions
@@ -229,31 +233,37 @@ def test_equal_area_matches_known_areas() -> None:
     import shapely
 
     # One degree square at the equator: 12,364 km² on the authalic sphere.
-    assert s.equal_area_km2(shapely.box(0, 0, 1, 1)) == pytest.approx(12364, rel=0.002)
+    assert area.equal_area_km2(shapely.box(0, 0, 1, 1)) == pytest.approx(12364, rel=0.002)
     # The same square at 60°N is about half of that (cos 60° = 0.5).
-    assert s.equal_area_km2(shapely.box(0, 59.5, 1, 60.5)) == pytest.approx(12364 * 0.5, rel=0.005)
+    assert area.equal_area_km2(shapely.box(0, 59.5, 1, 60.5)) == pytest.approx(12364 * 0.5, rel=0.005)
     two = request(wkt=f"GEOMETRYCOLLECTION ({AOI_WKT}, {AOI_WKT.replace('12.5', '13.5')})")
-    assert s.requested_area_km2(two) == pytest.approx(2 * s.requested_area_km2(request()), rel=0.001)
-    assert s.requested_area_km2(request(wkt=None, tile_guids=[TILE_A])) is None
+    assert order_rules.requested_area_km2(two) == pytest.approx(
+        2 * order_rules.requested_area_km2(request()), rel=0.001
+    )
+    assert order_rules.requested_area_km2(request(wkt=None, tile_guids=[TILE_A])) is None
 
 
 def test_notices_pass_through_unchanged() -> None:
     order = listed(request(), Attribution={"text": "© x"}, LicenceUrl="https://l", ProvenanceNote="p", Other=1)
-    assert s.notices(order) == {"Attribution": {"text": "© x"}, "LicenceUrl": "https://l", "ProvenanceNote": "p"}
+    assert order_rules.notices(order) == {
+        "Attribution": {"text": "© x"},
+        "LicenceUrl": "https://l",
+        "ProvenanceNote": "p",
+    }
 
 
 def test_templated_values_are_read_in_execute() -> None:
-    assert s.as_int("x", "7") == 7 and s.as_int("x", 7) == 7 and s.as_int("x", "seven") == "seven"
-    assert s.as_bool("x", "False") is False and s.as_bool("x", "true") is True
-    assert s.as_cost("x", "250") == 250.0 and s.as_cost("x", None) is None
+    assert coercion.as_int("x", "7") == 7 and coercion.as_int("x", 7) == 7 and coercion.as_int("x", "seven") == "seven"
+    assert coercion.as_bool("x", "False") is False and coercion.as_bool("x", "true") is True
+    assert coercion.as_cost("x", "250") == 250.0 and coercion.as_cost("x", None) is None
     with pytest.raises(ValueError, match="not an amount"):
-        s.as_cost("max_cost", "None")  # only a literal None means no limit
+        coercion.as_cost("max_cost", "None")  # only a literal None means no limit
     with pytest.raises(ValueError, match="zero or more"):
-        s.as_cost("max_cost", -1)
-    assert s.as_guid_list("t", f"['{TILE_A}', '{TILE_B}']") == [TILE_A, TILE_B]
-    assert s.as_guid_list("t", f'["{TILE_A}"]') == [TILE_A]
-    assert s.as_guid_list("t", f"{TILE_A}, {TILE_B}") == [TILE_A, TILE_B]
-    assert s.as_guid_list("t", "None") is None
+        coercion.as_cost("max_cost", -1)
+    assert coercion.as_guid_list("t", f"['{TILE_A}', '{TILE_B}']") == [TILE_A, TILE_B]
+    assert coercion.as_guid_list("t", f'["{TILE_A}"]') == [TILE_A]
+    assert coercion.as_guid_list("t", f"{TILE_A}, {TILE_B}") == [TILE_A, TILE_B]
+    assert coercion.as_guid_list("t", "None") is None
 
 
 # ----------------------------------------------------------------------------- cancel plan
@@ -273,28 +283,30 @@ def order_at(status: str, **changes: Any) -> TaskOrder:
 
 def test_cancel_plan_follows_the_rules() -> None:
     june = dt.datetime(2026, 6, 20, tzinfo=UTC)
-    assert s.plan_cancel(order_at("Review"), june).action == "cancel"
-    assert s.plan_cancel(order_at("Canceled"), june).outcome == "already_canceled"
-    assert s.plan_cancel(order_at("Denied"), june).outcome == "already_canceled"
-    plan = s.plan_cancel(order_at("UpToDate"), june)
+    assert cancellation.plan_cancel(order_at("Review"), june).action == "cancel"
+    assert cancellation.plan_cancel(order_at("Canceled"), june).outcome == "already_canceled"
+    assert cancellation.plan_cancel(order_at("Denied"), june).outcome == "already_canceled"
+    plan = cancellation.plan_cancel(order_at("UpToDate"), june)
     assert plan.action == "stop_renewal" and plan.renewal_already_happened_for is None
     assert plan.cutoff == dt.datetime(2026, 7, 1, tzinfo=UTC)
     # RenewalStopped is the emulator's invented field: the plan does not read it.
-    assert s.plan_cancel(order_at("UpToDate", RenewalStopped=True), june).action == "stop_renewal"
-    refused = s.plan_cancel(order_at("Completed", To="2026-06-30"), june)
+    assert cancellation.plan_cancel(order_at("UpToDate", RenewalStopped=True), june).action == "stop_renewal"
+    refused = cancellation.plan_cancel(order_at("Completed", To="2026-06-30"), june)
     assert refused.action == "refuse" and "cannot cancel" in refused.message
 
 
 def test_cancel_plan_around_the_cutoff() -> None:
     order = order_at("UpToDate")
-    before = s.plan_cancel(order, dt.datetime(2026, 6, 30, 23, 59, 59, tzinfo=UTC))
-    after = s.plan_cancel(order, dt.datetime(2026, 7, 1, 0, 0, 0, tzinfo=UTC))
+    before = cancellation.plan_cancel(order, dt.datetime(2026, 6, 30, 23, 59, 59, tzinfo=UTC))
+    after = cancellation.plan_cancel(order, dt.datetime(2026, 7, 1, 0, 0, 0, tzinfo=UTC))
     assert before.renewal_already_happened_for is None and before.coverage_until == "2026-06-30"
     assert after.renewal_already_happened_for == "2026-07" and after.coverage_until == "2026-07-31"
     assert after.cutoff == dt.datetime(2026, 8, 1, tzinfo=UTC)
     assert "already happened" in after.message and "2026-08" in after.message
     # December rolls over the year.
-    assert s.month_window(dt.datetime(2026, 12, 31, 23, 0, tzinfo=UTC))[1] == dt.datetime(2027, 1, 1, tzinfo=UTC)
+    assert cancellation.month_window(dt.datetime(2026, 12, 31, 23, 0, tzinfo=UTC))[1] == dt.datetime(
+        2027, 1, 1, tzinfo=UTC
+    )
 
 
 # ----------------------------------------------------------------------------- operators without a server
@@ -406,7 +418,7 @@ def test_month_window_idiom_renders_last_and_this_month() -> None:
 def test_a_triangle_echoed_as_its_bounding_box_is_still_ours() -> None:
     req = request(wkt="POLYGON ((12.5 55.6, 12.56 55.6, 12.5 55.64, 12.5 55.6))")
     box = "GEOMETRYCOLLECTION (POLYGON ((12.5 55.6, 12.56 55.6, 12.56 55.64, 12.5 55.64, 12.5 55.6)))"
-    assert s.order_mismatches(listed(req, Wkt=box), req) == []
+    assert order_rules.order_mismatches(listed(req, Wkt=box), req) == []
 
 
 def test_cancel_in_review_accepts_the_order_disappearing() -> None:
