@@ -12,14 +12,8 @@ from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnVa
 from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
 from airflow_provider_clearsky.models.enums import AUTO_UTM_EPSG
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
-from airflow_provider_clearsky.triggers.availability import (
-    ALL,
-    ANY,
-    AvailabilitySpec,
-    AvailabilityTracker,
-    ClearSkyImageAvailabilityTrigger,
-    check_once,
-)
+from airflow_provider_clearsky.triggers.availability import ClearSkyImageAvailabilityTrigger
+from airflow_provider_clearsky.utils.availability import ALL, ANY, AvailabilitySpec, AvailabilityTracker, check_once
 from airflow_provider_clearsky.utils.coercion import as_int, as_list, parse_day
 from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
