@@ -9,14 +9,9 @@ from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnValue
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
-from airflow_provider_clearsky.triggers.order_status import (
-    FAILURE,
-    SUCCESS,
-    ClearSkyOrderStatusTrigger,
-    order_outcome,
-    order_record,
-)
+from airflow_provider_clearsky.triggers.order_status import ClearSkyOrderStatusTrigger
 from airflow_provider_clearsky.utils.coercion import as_list
+from airflow_provider_clearsky.utils.orders import FAILURE, SUCCESS, order_outcome, order_record
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -1,19 +1,18 @@
 """``ClearSkyOrderStatusTrigger``: waits in the triggerer until an order reaches a target status.
 
-Also home of the status rules shared with the sensor's poke mode (:func:`order_outcome`, :func:`order_record`).
+When the wait is over is :func:`airflow_provider_clearsky.utils.orders.order_outcome`, shared with the sensor's
+poke mode.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky._compat import BaseTrigger, TriggerEvent
 from airflow_provider_clearsky.exceptions import ClearSkyError
-from airflow_provider_clearsky.models.enums import OrderStatus, is_failed_status
 
 if TYPE_CHECKING:
     from airflow_provider_clearsky.models import TaskOrder
@@ -25,75 +24,7 @@ from airflow_provider_clearsky.triggers._polling import (
     order_subscription,
     seconds_left,
 )
-
-SUCCESS = "success"
-FAILURE = "failure"
-TIMEOUT = "timeout"
-ERROR = "error"
-
-# The small, JSON-safe part of an order returned to XCom (no AOI WKT or tile lists: they can be large).
-_RECORD_FIELDS = (
-    "task_order_guid",
-    "ordering_process_status",
-    "model",
-    "satellite_constellations",
-    "date_from",
-    "date_to",
-    "reference_date",
-    "image_frequency",
-    "storage_months",
-    "api_requests",
-    "task_order_area_km2",
-    "billing_cycle",
-    "created_date",
-)
-# Names of attribution, licence or provenance fields (contract section 12 names none; as the downloads' sidecars).
-_NOTICE = re.compile(r"attribution|licen[cs]e|provenance|copyright|notice", re.IGNORECASE)
-
-
-def order_record(order: TaskOrder) -> dict[str, Any]:
-    """Return the order as small JSON with the API's field names (``TaskOrderGuid``, ``OrderingProcessStatus``, ...).
-
-    Attribution-like fields of the details come along unchanged, so a download given this record copies them
-    to its sidecar without reading the order again.
-    """
-    record: dict[str, Any] = order.model_dump(mode="json", by_alias=True, include=set(_RECORD_FIELDS))
-    record.update({name: value for name, value in (order.model_extra or {}).items() if _NOTICE.search(name)})
-    return record
-
-
-def target_statuses_for(
-    order: TaskOrder, target_statuses: Collection[str] | None, recurring: bool | None = None
-) -> set[str]:
-    """Return the statuses that end the wait: the caller's, else Completed (historical) or UpToDate (recurring).
-
-    Whether the order is recurring is ``recurring`` (what was ordered, known to the caller) when given, else
-    the order's ``To`` as the API reports it.
-    """
-    if target_statuses:
-        return {status.lower() for status in target_statuses}
-    is_recurring = recurring if recurring is not None else order.is_recurring
-    default = OrderStatus.UP_TO_DATE if is_recurring else OrderStatus.COMPLETED
-    return {default.value.lower()}
-
-
-def order_outcome(
-    order: TaskOrder, target_statuses: Collection[str] | None, recurring: bool | None = None
-) -> tuple[str, str] | None:
-    """``(SUCCESS | FAILURE, message)`` when the wait is over, None while it goes on.
-
-    A target status wins over failure, so a caller may wait for ``Canceled`` on purpose.
-    """
-    targets = target_statuses_for(order, target_statuses, recurring)
-    status = order.status
-    if status.lower() in targets:
-        return SUCCESS, f"ClearSKY order {order.guid} reached status {status}"
-    if is_failed_status(status):
-        return FAILURE, (
-            f"ClearSKY order {order.guid} ended with status {status}; it will not reach "
-            f"{' or '.join(sorted(targets))}. Check the order in the ClearSKY dashboard."
-        )
-    return None
+from airflow_provider_clearsky.utils.orders import ERROR, TIMEOUT, order_outcome, order_record
 
 
 class ClearSkyOrderStatusTrigger(BaseTrigger):

@@ -2,7 +2,8 @@
 
 * fingerprint and :class:`AttemptRecord`: what a try of the create operator records before it sends create;
 * adoption: :func:`order_mismatches` and :func:`adoptable_orders` tell which listed order a later try adopts;
-* estimate: the small JSON summary of an estimate and the requested (equal-area) size of the AOI.
+* estimate: the small JSON summary of an estimate and the requested (equal-area) size of the AOI;
+* status: when a wait for an order's status is over (:func:`order_outcome`), and the order's small record.
 
 Plain functions with no Airflow imports, so they are unit-tested on their own. shapely is imported on
 first use only.
@@ -13,11 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky.exceptions import AmbiguousOrderError
+from airflow_provider_clearsky.models.enums import OrderStatus, is_failed_status
 from airflow_provider_clearsky.utils.coercion import utc
 
 if TYPE_CHECKING:
@@ -293,3 +296,75 @@ def describe_estimate(summary: Mapping[str, Any]) -> str:
     if summary.get("cancellation_date"):
         lines.append(f"cancellation possible until: {summary['cancellation_date']}")
     return "; ".join(lines)
+
+
+# ----------------------------------------------------------------------------- status
+
+SUCCESS = "success"
+FAILURE = "failure"
+TIMEOUT = "timeout"
+ERROR = "error"
+
+# The small, JSON-safe part of an order returned to XCom (no AOI WKT or tile lists: they can be large).
+_RECORD_FIELDS = (
+    "task_order_guid",
+    "ordering_process_status",
+    "model",
+    "satellite_constellations",
+    "date_from",
+    "date_to",
+    "reference_date",
+    "image_frequency",
+    "storage_months",
+    "api_requests",
+    "task_order_area_km2",
+    "billing_cycle",
+    "created_date",
+)
+# Names of attribution, licence or provenance fields (contract section 12 names none; as the downloads' sidecars).
+_NOTICE = re.compile(r"attribution|licen[cs]e|provenance|copyright|notice", re.IGNORECASE)
+
+
+def order_record(order: TaskOrder) -> dict[str, Any]:
+    """Return the order as small JSON with the API's field names (``TaskOrderGuid``, ``OrderingProcessStatus``, ...).
+
+    Attribution-like fields of the details come along unchanged, so a download given this record copies them
+    to its sidecar without reading the order again.
+    """
+    record: dict[str, Any] = order.model_dump(mode="json", by_alias=True, include=set(_RECORD_FIELDS))
+    record.update({name: value for name, value in (order.model_extra or {}).items() if _NOTICE.search(name)})
+    return record
+
+
+def target_statuses_for(
+    order: TaskOrder, target_statuses: Collection[str] | None, recurring: bool | None = None
+) -> set[str]:
+    """Return the statuses that end the wait: the caller's, else Completed (historical) or UpToDate (recurring).
+
+    Whether the order is recurring is ``recurring`` (what was ordered, known to the caller) when given, else
+    the order's ``To`` as the API reports it.
+    """
+    if target_statuses:
+        return {status.lower() for status in target_statuses}
+    is_recurring = recurring if recurring is not None else order.is_recurring
+    default = OrderStatus.UP_TO_DATE if is_recurring else OrderStatus.COMPLETED
+    return {default.value.lower()}
+
+
+def order_outcome(
+    order: TaskOrder, target_statuses: Collection[str] | None, recurring: bool | None = None
+) -> tuple[str, str] | None:
+    """``(SUCCESS | FAILURE, message)`` when the wait is over, None while it goes on.
+
+    A target status wins over failure, so a caller may wait for ``Canceled`` on purpose.
+    """
+    targets = target_statuses_for(order, target_statuses, recurring)
+    status = order.status
+    if status.lower() in targets:
+        return SUCCESS, f"ClearSKY order {order.guid} reached status {status}"
+    if is_failed_status(status):
+        return FAILURE, (
+            f"ClearSKY order {order.guid} ended with status {status}; it will not reach "
+            f"{' or '.join(sorted(targets))}. Check the order in the ClearSKY dashboard."
+        )
+    return None

@@ -12,8 +12,8 @@ from airflow_provider_clearsky.exceptions import InvalidRequestError, NotFoundEr
 from airflow_provider_clearsky.models import GridImageryRequest, ImageryRequest, OrderRequest, TaskOrder
 from airflow_provider_clearsky.models.catalog import TileSearchRequest
 from airflow_provider_clearsky.operators.download import _date_text
-from airflow_provider_clearsky.triggers.order_status import target_statuses_for
 from airflow_provider_clearsky.utils.coercion import parse_day
+from airflow_provider_clearsky.utils.orders import target_statuses_for
 from tests.unit.hook_support import envelope, scripted_hook
 
 POLYGON = "POLYGON ((10 55, 10.1 55, 10.1 55.1, 10 55.1, 10 55))"
