@@ -15,7 +15,6 @@ without retries (:class:`AirflowFailException`).
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -39,7 +38,7 @@ from airflow_provider_clearsky.exceptions import (
 )
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.models.enums import is_failed_status
-from airflow_provider_clearsky.utils import cancellation, coercion, order_reuse
+from airflow_provider_clearsky.utils import arguments, cancellation, coercion, order_reuse
 from airflow_provider_clearsky.utils import orders as order_rules
 
 if TYPE_CHECKING:
@@ -74,50 +73,10 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-#: The API's field (casing-free) -> the operators' argument, so errors name what the DAG author wrote.
-_ARGUMENTS = {
-    "wkt": "wkt",
-    "geojson": "geojson",
-    "tileguids": "tile_guids",
-    "minitileguids": "minitile_guids",
-    "tileguidforminitiles": "tile_guid_for_minitiles",
-    "model": "model",
-    "satelliteconstellations": "satellite_constellations",
-    "imagefrequency": "image_frequency",
-    "referencedate": "reference_date",
-    "from": "date_from",
-    "datefrom": "date_from",
-    "to": "date_to",
-    "dateto": "date_to",
-    "storagemonths": "storage_months",
-    "apirequests": "api_requests",
-    "tilededuplication": "tile_deduplication",
-}
-#: The same names where the models' own texts use them ("To (..) is before From (..)", "geo_json").
-_NAMES_IN_TEXT = [
-    (re.compile(r"\bgeo_json\b"), "geojson"),
-    (re.compile(r"\bmini_tile_guids\b"), "minitile_guids"),
-    (re.compile(r"\btile_guid_for_mini_tiles\b"), "tile_guid_for_minitiles"),
-    (re.compile(r"\bFrom\b"), "date_from"),
-    (re.compile(r"\bTo\b"), "date_to"),
-]
-
-
-def _argument_text(text: str) -> str:
-    for pattern, argument in _NAMES_IN_TEXT:
-        text = pattern.sub(argument, text)
-    return text
-
-
 def _invalid(task_id: str, error: InvalidRequestError) -> AirflowFailException:
     """``task: invalid settings: date_from: must be ...; image_frequency: ...``: the operator's argument names."""
-    parts = []
-    for location, messages in error.field_errors.items():
-        head = location.split(".", 1)[0]
-        message = _argument_text(" ".join(messages))
-        argument = _ARGUMENTS.get(head.replace("_", "").lower())
-        parts.append(f"{argument}: {message}" if argument else message if head == "(request)" else f"{head}: {message}")
-    return AirflowFailException(f"{task_id}: invalid settings: {'; '.join(parts) if parts else error.message}")
+    detail = arguments.order_field_errors_text(error)
+    return AirflowFailException(f"{task_id}: invalid settings: {detail}")
 
 
 def _fail_fast(error: ClearSkyError) -> Exception:

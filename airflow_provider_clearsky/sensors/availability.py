@@ -13,6 +13,7 @@ from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestEr
 from airflow_provider_clearsky.models.enums import AUTO_UTM_EPSG
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
 from airflow_provider_clearsky.triggers.availability import ClearSkyImageAvailabilityTrigger
+from airflow_provider_clearsky.utils import arguments
 from airflow_provider_clearsky.utils.availability import ALL, ANY, AvailabilitySpec, AvailabilityTracker, check_once
 from airflow_provider_clearsky.utils.coercion import as_int, as_list, parse_day
 from airflow_provider_clearsky.utils.deprecation import renamed_argument
@@ -21,28 +22,15 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-#: The model's field (casing-free) -> this sensor's argument, so errors name what the DAG author wrote.
-_ARGUMENTS = {
-    "wkt": "wkt",
-    "date": "dates",
-    "model": "model",
-    "satelliteconstellations": "satellite_constellations",
-    "epsgprojection": "epsg",
-    "bandnames": "bands",
-    "utmdataselectionmode": "utm_mode",
-    "allowpartialimage": "allow_partial",
-}
+#: The request's fields -> this sensor's arguments, so errors name what the DAG author wrote.
+_ARGUMENTS = {**arguments.IMAGERY_ARGUMENTS, "date": "dates"}
 
 
 def _name_arguments(error: InvalidRequestError) -> str:
     """``epsg (EpsgProjection): must be ...; bands (Bandnames): ...``: the argument first, the API's field after."""
-    parts = []
-    for location, messages in error.field_errors.items():
-        head = location.split(".", 1)[0]
-        argument = _ARGUMENTS.get(head.replace("_", "").lower())
-        name = f"{argument} ({head})" if argument else head
-        parts.append(f"{name}: {' '.join(messages)}")
-    return "; ".join(parts) if parts else str(error)
+    return arguments.field_errors_text(
+        error, _ARGUMENTS, label=lambda field, argument: f"{argument} ({field})" if argument else field
+    )
 
 
 class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
