@@ -1,4 +1,4 @@
-"""Operators that price, place and cancel ClearSKY tasking orders, and find tiles to order.
+"""Operators that price and place ClearSKY tasking orders (cancel and tile search have their own modules).
 
 * :class:`ClearSkyEstimateOrderOperator`: price and candidate dates of an order (free).
 * :class:`ClearSkyCreateOrderOperator`: estimate, refuse above budget, then create, never twice.
@@ -15,20 +15,15 @@ without retries (:class:`AirflowFailException`).
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import (
     AirflowFailException,
-    BaseOperator,
     ResumableJobMixin,
 )
-from airflow_provider_clearsky.connection import DEFAULT_CONN_ID
 from airflow_provider_clearsky.exceptions import (
-    AmbiguousOrderError,
     ClearSkyError,
     ErrorPolicy,
     InvalidRequestError,
@@ -38,7 +33,9 @@ from airflow_provider_clearsky.exceptions import (
 )
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.models.enums import is_failed_status
-from airflow_provider_clearsky.utils import arguments, cancellation, coercion, order_reuse
+from airflow_provider_clearsky.operators._order_lookup import _OrderLookupOperator
+from airflow_provider_clearsky.operators._order_settings import ORDER_FIELDS, _invalid, _OrderSettingsOperator
+from airflow_provider_clearsky.utils import cancellation, coercion, order_reuse
 from airflow_provider_clearsky.utils import orders as order_rules
 
 if TYPE_CHECKING:
@@ -46,23 +43,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from pydantic import JsonValue
 
-    from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
-    from airflow_provider_clearsky.models import OrderEstimate, OrderRequest, TaskOrder
-
-AOI_FIELDS = ("wkt", "geojson", "tile_guids", "minitile_guids")
-ORDER_FIELDS = (
-    *AOI_FIELDS,
-    "model",
-    "satellite_constellations",
-    "image_frequency",
-    "reference_date",
-    "date_from",
-    "date_to",
-    "storage_months",
-    "api_requests",
-    "recurring",
-    "clearsky_conn_id",
-)
+    from airflow_provider_clearsky.models import OrderEstimate, TaskOrder
+    from airflow_provider_clearsky.operators.cancel import ClearSkyCancelOrderOperator
+    from airflow_provider_clearsky.operators.tiles import ClearSkyOptimizeTilesOperator, ClearSkySearchTilesOperator
 
 #: Sentinel default of ``max_cost``: leaving it out is an error, so nobody orders without a budget in mind.
 _REQUIRED: Any = object()
@@ -73,134 +56,11 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _invalid(task_id: str, error: InvalidRequestError) -> AirflowFailException:
-    """``task: invalid settings: date_from: must be ...; image_frequency: ...``: the operator's argument names."""
-    detail = arguments.order_field_errors_text(error)
-    return AirflowFailException(f"{task_id}: invalid settings: {detail}")
-
-
 def _fail_fast(error: ClearSkyError) -> Exception:
     """Errors the error policy fails fail the task at once; the others (already retried) stay retryable."""
     if error_policy(error) is ErrorPolicy.FAIL:
         return AirflowFailException(str(error))
     return error
-
-
-class _ClearSkyOperator(BaseOperator):
-    """Connection handling shared by the operators."""
-
-    def __init__(self, *, clearsky_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.clearsky_conn_id = clearsky_conn_id
-
-    @cached_property
-    def hook(self) -> ClearSkyHook:
-        from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
-
-        return ClearSkyHook(clearsky_conn_id=self.clearsky_conn_id)
-
-
-class _OrderSettingsOperator(_ClearSkyOperator):
-    """The settings that define an order, shared by estimate and create."""
-
-    template_fields: Sequence[str] = ORDER_FIELDS
-    template_ext: Sequence[str] = (".wkt", ".geojson")
-    template_fields_renderers: ClassVar[dict[str, str]] = {
-        "geojson": "json",
-        "tile_guids": "json",
-        "minitile_guids": "json",
-    }
-    ui_color = "#cfe8fc"
-
-    def __init__(
-        self,
-        *,
-        model: str,
-        satellite_constellations: list[str] | str,
-        date_from: str | dt.date,
-        date_to: str | dt.date | None = None,
-        image_frequency: int | str = 1,
-        reference_date: str | dt.date | None = None,
-        wkt: str | None = None,
-        geojson: dict[str, Any] | str | None = None,
-        tile_guids: list[str] | str | None = None,
-        minitile_guids: list[str] | str | None = None,
-        storage_months: int | str = 1,
-        api_requests: int | str = 1,
-        recurring: bool | str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.recurring = recurring
-        self.wkt = wkt
-        self.geojson = geojson
-        self.tile_guids = tile_guids
-        self.minitile_guids = minitile_guids
-        self.model = model
-        self.satellite_constellations = satellite_constellations
-        self.image_frequency = image_frequency
-        self.reference_date = reference_date
-        self.date_from = date_from
-        self.date_to = date_to
-        self.storage_months = storage_months
-        self.api_requests = api_requests
-
-    def order_request(self) -> OrderRequest:
-        """Return the validated request, from the rendered settings; a bad setting fails the task (no retry)."""
-        from airflow_provider_clearsky.models import OrderRequest
-
-        try:
-            date_to = self._date_to()
-            return OrderRequest(
-                wkt=self.wkt,
-                geo_json=self.geojson or None,
-                tile_guids=coercion.as_guid_list("tile_guids", self.tile_guids),
-                mini_tile_guids=coercion.as_guid_list("minitile_guids", self.minitile_guids),
-                model=self.model,
-                satellite_constellations=self.satellite_constellations,
-                image_frequency=coercion.as_int("image_frequency", self.image_frequency),
-                reference_date=self.reference_date or None,
-                date_from=self.date_from,
-                date_to=date_to,
-                storage_months=coercion.as_int("storage_months", self.storage_months),
-                api_requests=coercion.as_int("api_requests", self.api_requests),
-            )
-        except InvalidRequestError as error:
-            raise _invalid(self.task_id, error) from None
-        except ValueError as error:
-            raise AirflowFailException(f"{self.task_id}: invalid order settings: {error}") from None
-
-    def _date_to(self) -> Any:
-        """Return ``date_to``, where only a literal ``None`` or ``recurring=True`` asks for a recurring order.
-
-        A template that renders to ``"None"`` or ``""`` must not turn a historical order into a recurring one.
-        """
-        date_to, recurring = self.date_to, self.recurring
-        if recurring is not None:
-            try:
-                wanted = coercion.as_bool("recurring", recurring, strict=True)
-            except ValueError as error:
-                raise AirflowFailException(f"{self.task_id}: invalid order settings: {error}") from None
-            blank = date_to is None or coercion.is_blank_text(date_to)
-            if wanted and not blank:
-                raise AirflowFailException(
-                    f"{self.task_id}: date_to: {date_to!r} contradicts recurring=True (a recurring order has no end); "
-                    "leave date_to empty or set recurring=False"
-                )
-            if wanted:
-                return None
-            if blank:
-                raise AirflowFailException(
-                    f"{self.task_id}: date_to: recurring=False needs the order's last day (YYYY-MM-DD), got {date_to!r}"
-                )
-            return date_to
-        if coercion.is_blank_text(date_to):
-            raise AirflowFailException(
-                f"{self.task_id}: date_to rendered to {date_to!r}, which is not a date; give the last day "
-                "(YYYY-MM-DD), or for a recurring order a literal date_to=None or recurring=True (a text never "
-                "turns an order into a recurring one)"
-            )
-        return date_to
 
 
 class ClearSkyEstimateOrderOperator(_OrderSettingsOperator):
@@ -241,7 +101,7 @@ class ClearSkyEstimateOrderOperator(_OrderSettingsOperator):
         return summary
 
 
-class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
+class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderLookupOperator):
     """Create a ClearSKY order, within budget, never twice. Returns the order GUID.
 
     It first estimates the identical order and refuses (the task fails, nothing is ordered) when this
@@ -253,29 +113,12 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
     returns the GUID and pushes ``status_at_creation`` (the order's status when this task placed, adopted or
     reused it; ``order_status`` is its old name, kept for one release) and ``order_summary`` as extra XCom.
 
-    **Reuse** (``if_exists="reuse"``, for DAGs that run every month or week): before anything else it lists
-    the account's orders and returns the GUID of one that already covers the request (same area, matched by
-    overlap, not coordinates; same model, constellations and cadence; not failed or cancelled; a recurring
-    order that still renews and started on or before ``date_from``, or a historical order whose period
-    contains the request's). It spends nothing, estimates nothing, logs which order and why, and the extra
-    link points at it. Several: the oldest is reused and the others are named in the log. A recurring request
-    that finds a renewing order starting later (a run for an older month) orders just the months before it,
-    as a historical order. None: estimate, budget and create exactly as with ``"create"``. A reused order is
-    not checked against ``max_cost``: it costs nothing now (its renewals were agreed when it was placed).
+    With ``if_exists="reuse"`` it first returns an order on the account that already covers the request,
+    spending nothing. A later try of the same task instance adopts the order an earlier try created (through
+    the task state store, or without one by listing the account's orders) instead of ordering again.
 
-    **Never twice.** Before sending create, it records the order's fingerprint (a hash of the whole create
-    body), the time, and which identical orders already exist, in the task instance's state store (Airflow
-    3.3+ ``task_state_store``, through :class:`ResumableJobMixin`); after create it stores the order GUID
-    there too. A later try of the same task instance (retry, or the task cleared and run again) finds the
-    GUID and adopts that order; if the earlier try died between sending create and storing the GUID, it
-    lists the account's orders and adopts the new one with the same settings. When the create answer is
-    lost (timeout, dropped connection), the same try looks for the order for ``outcome_timeout`` seconds
-    before giving up with a retryable error; the next try looks again before it creates. An order that was
-    cancelled or denied is not adopted: a later try orders again, like the mixin resubmits a failed job.
-    Without a state store (Airflow below 3.3, or ``durable=False``), a retry adopts an identical order created
-    since the DAG run started (minus ``clock_skew``). Limits: an identical order placed by hand or by
-    another DAG in that same window is adopted as if it were this task's; two task instances that order the
-    identical thing at the same moment may both be conflated onto one order.
+    .. seealso:: ``docs/operators-orders.md``: "Recurring monitoring: reuse and windows" and "Never twice:
+        the guarantee and its limit".
 
     :param max_cost: the most this order may cost this month, in the estimate's currency. Required: pass
         a literal ``None`` explicitly to order without a limit. A template that renders to ``"None"`` or ``""``
@@ -285,7 +128,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
     :param expect_image_dates: refuse when the estimate lists no candidate image date (default true).
     :param tile_deduplication: for tile/minitile orders: do not order cells already ordered before.
     :param if_exists: ``"create"`` (default: always order, never twice per task instance) or ``"reuse"``
-        (reuse an order on the account that already covers the request; see above).
+        (reuse an order on the account that already covers the request).
     :param outcome_timeout: seconds to look for an order whose create answer was lost (default 120).
     :param clock_skew: tolerance between this worker's clock and the API's, for the lookup without a state
         store (default 10 minutes).
@@ -306,8 +149,6 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
     ui_color = "#9ecbf5"
 
     external_id_key = "clearsky_order_guid"
-    attempt_key = "clearsky_order_attempt"
-    lookup_interval: float = 5.0
 
     def __init__(
         self,
@@ -358,7 +199,11 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
             raise AirflowFailException(f"{self.task_id}: {error}") from None
         self._reused = False
         if reuse:
-            plan = self._plan_reuse()
+            try:
+                orders = self.hook.list_orders()
+            except ClearSkyError as error:
+                raise _fail_fast(error) from error
+            plan = self._plan_reuse(orders)
             if plan.order is not None:
                 return self._reuse(context, plan)
             if plan.request is not self._request:
@@ -479,7 +324,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         estimate = self._estimate()
         existing = self._matching_orders()
         if record is not None:
-            found = self._pick(
+            found = order_rules.only_adoptable(
                 order_rules.adoptable_orders(
                     existing, self._request, known=record.known, since=None, clock_skew=self.clock_skew
                 )
@@ -532,24 +377,6 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
 
     # ------------------------------------------------------------------ if_exists="reuse"
 
-    def _plan_reuse(self) -> order_reuse.ReusePlan:
-        try:
-            orders = self.hook.list_orders()
-        except ClearSkyError as error:
-            raise _fail_fast(error) from error
-        plan = order_reuse.plan_reuse(orders, self._request, same_reference_date=bool(self.reference_date))
-        if plan.renewing_from is not None and plan.order is None:
-            self.log.info(
-                "Recurring order %s renews only from %s: ordering just %s .. %s, as a historical order.",
-                plan.renewing_from.guid,
-                plan.renewing_from.date_from,
-                plan.request.date_from,
-                plan.request.date_to,
-            )
-        elif plan.order is None:
-            self.log.info("No order on the account covers this request: estimating and ordering.")
-        return plan
-
     def _reuse(self, context: Context, plan: order_reuse.ReusePlan) -> str:
         """Return the covering order's GUID: nothing is estimated, ordered or spent."""
         order = plan.order
@@ -599,96 +426,12 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         summary = order_rules.estimate_summary(self._request, estimate)
         self._estimate_summary = summary
         self.log.info("ClearSKY estimate: %s", order_rules.describe_estimate(summary))
-        currency = estimate.currency
-        refusals = []
-        current, upcoming = estimate.current_month_total, estimate.next_month_total
-        if self._max_cost is not None:
-            if current is None:
-                refusals.append("the estimate reports no cost for this month, so the budget cannot be checked")
-            elif current > self._max_cost:
-                refusals.append(f"this month's cost {current:.2f} {currency} exceeds max_cost {self._max_cost:.2f}")
-        if self._request.is_recurring and self._max_next is not None:
-            if upcoming is None:
-                refusals.append("the estimate reports no next-month cost, so the renewal budget cannot be checked")
-            elif upcoming > self._max_next:
-                refusals.append(
-                    f"next month's cost {upcoming:.2f} {currency} exceeds max_next_month_cost {self._max_next:.2f}"
-                )
-        if self._expect_dates and not estimate.image_dates:
-            refusals.append(
-                "the estimate lists no candidate image date (check date_from/date_to, image_frequency and "
-                "reference_date, or set expect_image_dates=False)"
-            )
+        refusals = order_rules.budget_refusals(
+            self._request, estimate, self._max_cost, self._max_next, expect_image_dates=self._expect_dates
+        )
         if refusals:
             raise AirflowFailException(f"{self.task_id}: order refused, nothing was ordered: " + "; ".join(refusals))
         return estimate
-
-    def _matching_orders(self) -> list[TaskOrder]:
-        geometry = order_rules.request_geometry(self._request)
-        return [
-            order
-            for order in self.hook.list_orders()
-            if not order_rules.order_mismatches(order, self._request, geometry)
-        ]
-
-    def _adoptable(self, record: order_rules.AttemptRecord | None, since: dt.datetime | None) -> TaskOrder | None:
-        return self._pick(
-            order_rules.adoptable_orders(
-                self.hook.list_orders(),
-                self._request,
-                known=record.known if record is not None else None,
-                since=since,
-                clock_skew=self.clock_skew,
-            )
-        )
-
-    def _pick(self, found: list[TaskOrder]) -> TaskOrder | None:
-        """Return the one order this task may have created; more than one is a doubt that fails loudly."""
-        if len(found) > 1:
-            raise AmbiguousOrderError(
-                f"{len(found)} orders could be the one this task created "
-                f"({', '.join(f'{order.guid} ({order.status}, created {order.created_date})' for order in found)}). "
-                "Nothing was ordered and none was adopted. Keep the one you want (cancel the others while in "
-                "Review), then clear this task: it adopts a single match."
-            )
-        return found[0] if found else None
-
-    def _wait_for_order(self, record: order_rules.AttemptRecord) -> TaskOrder | None:
-        deadline = time.monotonic() + self.outcome_timeout
-        while True:
-            try:
-                found = self._adoptable(record, None)
-            except AmbiguousOrderError:
-                raise
-            except ClearSkyError as error:
-                self.log.warning("Looking the order up failed (%s); trying again.", error)
-                found = None
-            if found is not None or time.monotonic() >= deadline:
-                return found
-            time.sleep(min(self.lookup_interval, max(deadline - time.monotonic(), 0.0)))
-
-    def _adopt(self, context: Context, order: TaskOrder, what: str) -> str:
-        self._order = order
-        self._adopted = True
-        url = self.hook.settings.order_url(order.guid)
-        ClearSkyOrderLink.persist(context, url)
-        self.log.info("Adopting %s: %s (%s), created %s: %s", what, order.guid, order.status, order.created_date, url)
-        return order.guid
-
-    def _load_record(self, context: Context) -> order_rules.AttemptRecord | None:
-        store = context.get("task_state_store") if getattr(self, "durable", False) else None
-        if store is None:
-            return None
-        return order_rules.AttemptRecord.from_json(store.get(self.attempt_key))
-
-    def _fallback_since(self, context: Context) -> dt.datetime | None:
-        """Without a state store, a retry looks for orders created since the DAG run started."""
-        ti = context.get("ti")
-        if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1:
-            return None
-        dag_run = context.get("dag_run")
-        start = getattr(dag_run, "start_date", None) or getattr(ti, "start_date", None)
-        return coercion.utc(start) if isinstance(start, dt.datetime) else None
 
     def _record(self, context: Context, order: TaskOrder) -> None:
         """Record the order and what this run paid for it, for the ClearSKY view.
@@ -712,202 +455,36 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderSettingsOperator):
         )
 
     def _summary(self, order: TaskOrder, url: str) -> dict[str, Any]:
-        summary: dict[str, Any] = {
-            "order_guid": order.guid,
-            "status": order.status,
-            "url": url,
-            "adopted": self._adopted,
-            "reused": getattr(self, "_reused", False),
-            "fingerprint": self._fingerprint,
-            "recurring": self._request.is_recurring,
-            "model": self._request.model,
-            "date_from": self._request.date_from.isoformat(),
-            "date_to": self._request.date_to.isoformat() if self._request.date_to else None,
-            "estimate": self._estimate_summary,
-        }
-        summary.update(order_rules.notices(order))
-        return summary
+        return order_rules.order_summary(
+            order,
+            url,
+            self._request,
+            adopted=self._adopted,
+            reused=getattr(self, "_reused", False),
+            fingerprint=self._fingerprint,
+            estimate=self._estimate_summary,
+        )
 
 
 def utc_iso(moment: dt.datetime) -> str:
     return coercion.utc(moment).isoformat().replace("+00:00", "Z")
 
 
-class ClearSkyCancelOrderOperator(_ClearSkyOperator):
-    """Cancel an order: fully while it is in Review, or stop a recurring order's next renewal.
-
-    It fetches the order first and logs what the cancel will do under ClearSKY's rules: in Review the order
-    is withdrawn completely; after acceptance a recurring order only stops renewing (the cut-off is 00:00 UTC
-    on the 1st of the next month; past it, this month's renewal has already happened and the cancel stops the
-    following one); an accepted historical order cannot be cancelled and the task fails, changing nothing.
-    Cancelling an order that is already cancelled succeeds quietly; cancelling an accepted recurring order
-    again sends the cancel again (no documented field says its renewal was already stopped).
-
-    Returns (XCom) ``{"order_guid", "outcome", "status_before", "status_after", "recurring", "cutoff",
-    "renewal_already_happened_for", "coverage_until", "message"}`` plus any attribution notice. ``outcome``
-    is one of ``canceled``, ``renewal_stopped``, ``already_canceled``.
-
-    :param order_guid: the order's GUID, e.g. ``"{{ ti.xcom_pull(task_ids='create_order') }}"``.
-    :param clearsky_conn_id: the ``clearsky`` connection.
-    """
-
-    template_fields: Sequence[str] = ("order_guid", "clearsky_conn_id")
-    operator_extra_links = (ClearSkyOrderLink(),)
-    ui_color = "#f7c6c5"
-
-    def __init__(self, *, order_guid: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.order_guid = order_guid
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        """Cancel the order (or stop its renewal) as its status allows; return what was done."""
-        from airflow_provider_clearsky.models.orders import order_guid
-
-        try:
-            guid = order_guid(self.order_guid)
-        except ValueError as error:
-            raise AirflowFailException(f"{self.task_id}: {error}") from None
-        try:
-            order = self.hook.get_order(guid)
-        except ClearSkyError as error:
-            raise _fail_fast(error) from error
-        ClearSkyOrderLink.persist(context, self.hook.settings.order_url(order.guid))
-        plan = cancellation.plan_cancel(order, utc_now())
-        if plan.action == "refuse":
-            raise AirflowFailException(plan.message)
-        if plan.action == "none":
-            self.log.info(plan.message)
-            return cancellation.cancel_result(order.guid, plan, order, None)
-        self.log.info("Cancelling: %s", plan.message)
-        try:
-            answer = self.hook.cancel_order(order.guid)
-        except ClearSkyError as error:
-            raise _fail_fast(error) from error
-        answered_at = utc_now()  # the cancel took effect by now: retries may have carried it past a cut-off
-        after = _order_from(answer)
-        if after is None:
-            try:
-                after = self.hook.get_order(order.guid)
-            except NotFoundError:
-                if plan.outcome != "canceled":
-                    raise
-                # The docs: a cancel in Review removes the order completely; the account may no longer list it.
-                result = cancellation.cancel_result(order.guid, plan, order, None, answered_at)
-                result["status_after"] = "removed"
-                self.log.info("Order %s was withdrawn and is no longer listed (%s).", order.guid, plan.outcome)
-                return result
-        result = cancellation.cancel_result(order.guid, plan, order, after, answered_at)
-        if (result["outcome"], result["coverage_until"]) != (plan.outcome, plan.coverage_until):
-            self.log.warning("The cancel did not do what was planned (it landed later, or the order changed).")
-        self.log.info("Order %s is now %s (%s): %s", order.guid, after.status, result["outcome"], result["message"])
-        return result
+#: The operators of other modules that this module has always offered (imported on first use).
+_MOVED = {
+    "ClearSkyCancelOrderOperator": "airflow_provider_clearsky.operators.cancel",
+    "ClearSkySearchTilesOperator": "airflow_provider_clearsky.operators.tiles",
+    "ClearSkyOptimizeTilesOperator": "airflow_provider_clearsky.operators.tiles",
+}
 
 
-def _order_from(answer: Any) -> TaskOrder | None:
-    """Return the order in a cancel answer (as the emulator sends it); the contract does not say, so accept anything."""
-    from airflow_provider_clearsky.models import TaskOrder
+def __getattr__(name: str) -> Any:
+    """Return an operator that lives in its own module, by the import path this module always gave it."""
+    if name in _MOVED:
+        import importlib
 
-    if isinstance(answer, dict) and any(key.lower() == "taskorderguid" for key in answer):
-        try:
-            return TaskOrder.model_validate(answer)
-        except ValueError:
-            return None
-    return None
-
-
-class _AoiOperator(_ClearSkyOperator):
-    template_fields: Sequence[str] = ("wkt", "geojson", "clearsky_conn_id")
-    template_ext: Sequence[str] = (".wkt", ".geojson")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"geojson": "json"}
-
-    def __init__(self, *, wkt: str | None = None, geojson: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
-        # Each key is also its own XCom, so `op.output["tile_guids"]` feeds a tile order directly.
-        kwargs.setdefault("multiple_outputs", True)
-        super().__init__(**kwargs)
-        self.wkt = wkt
-        self.geojson = geojson
-
-
-class ClearSkySearchTilesOperator(_AoiOperator):
-    """The orderable tiles and minitiles of an area (free): ``{"tile_guids": [...], "minitile_guids": [...]}``.
-
-    Give exactly one of ``wkt``, ``geojson`` (either may be a ``.wkt``/``.geojson`` file), ``tile_guids`` /
-    ``minitile_guids`` (look those cells up), or ``tile_guid_for_minitiles`` (the minitiles inside one tile).
-    Feed the result to a tile-mode order: ``tile_guids=search.output["tile_guids"]``.
-    """
-
-    template_fields: Sequence[str] = (
-        *_AoiOperator.template_fields,
-        "tile_guids",
-        "minitile_guids",
-        "tile_guid_for_minitiles",
-    )
-
-    def __init__(
-        self,
-        *,
-        tile_guids: list[str] | str | None = None,
-        minitile_guids: list[str] | str | None = None,
-        tile_guid_for_minitiles: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.tile_guids = tile_guids
-        self.minitile_guids = minitile_guids
-        self.tile_guid_for_minitiles = tile_guid_for_minitiles
-
-    def execute(self, context: Context) -> dict[str, list[str]]:
-        """Return the tile and minitile GUIDs of the area or cells given."""
-        from airflow_provider_clearsky.models import TileSearchRequest
-
-        try:
-            request = TileSearchRequest(
-                wkt=self.wkt or None,
-                geo_json=self.geojson or None,
-                tile_guids=coercion.as_guid_list("tile_guids", self.tile_guids),
-                mini_tile_guids=coercion.as_guid_list("minitile_guids", self.minitile_guids),
-                tile_guid_for_mini_tiles=self.tile_guid_for_minitiles or None,
-            )
-        except InvalidRequestError as error:
-            raise _invalid(self.task_id, error) from None
-        except ValueError as error:
-            raise AirflowFailException(f"{self.task_id}: {error}") from None
-        try:
-            found = self.hook.search_tiles(request)
-        except ClearSkyError as error:
-            raise _fail_fast(error) from error
-        result = {"tile_guids": found.tile_guids, "minitile_guids": found.mini_tile_guids}
-        self.log.info("Found %d tile(s) and %d minitile(s).", len(result["tile_guids"]), len(result["minitile_guids"]))
-        return result
-
-
-class ClearSkyOptimizeTilesOperator(_AoiOperator):
-    """The cheapest tile and minitile cover of an area (free): ``{"tile_guids": [...], "minitile_guids": [...]}``.
-
-    Give the area as ``wkt`` or ``geojson`` (either may be a ``.wkt``/``.geojson`` file).
-    """
-
-    def execute(self, context: Context) -> dict[str, list[str]]:
-        """Return the cheapest tile and minitile cover of the area."""
-        from airflow_provider_clearsky.models.geometry import order_wkt
-
-        given = [(name, value) for name, value in (("wkt", self.wkt), ("geojson", self.geojson)) if value]
-        if len(given) != 1:
-            raise AirflowFailException(f"{self.task_id}: give exactly one area: wkt or geojson")
-        argument, area = given[0]
-        try:
-            order_wkt(area)  # the hook's own check, here to name the argument given
-        except ValueError as error:
-            raise AirflowFailException(f"{self.task_id}: {argument} {error}") from None
-        try:
-            found = self.hook.optimize_tiles(area)
-        except ClearSkyError as error:
-            raise _fail_fast(error) from error
-        result = {"tile_guids": list(found.tiles), "minitile_guids": list(found.mini_tiles)}
-        self.log.info(
-            "Optimized cover: %d tile(s) and %d minitile(s).", len(result["tile_guids"]), len(result["minitile_guids"])
-        )
-        return result
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

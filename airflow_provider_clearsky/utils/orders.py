@@ -231,6 +231,18 @@ def adoptable_orders(
     return sorted(found, key=lambda order: utc(order.created_date) if order.created_date else epoch)
 
 
+def only_adoptable(found: list[TaskOrder]) -> TaskOrder | None:
+    """Return the one order this task may have created; more than one is a doubt that fails loudly."""
+    if len(found) > 1:
+        raise AmbiguousOrderError(
+            f"{len(found)} orders could be the one this task created "
+            f"({', '.join(f'{order.guid} ({order.status}, created {order.created_date})' for order in found)}). "
+            "Nothing was ordered and none was adopted. Keep the one you want (cancel the others while in "
+            "Review), then clear this task: it adopts a single match."
+        )
+    return found[0] if found else None
+
+
 # ----------------------------------------------------------------------------- estimate
 
 
@@ -296,6 +308,72 @@ def describe_estimate(summary: Mapping[str, Any]) -> str:
     if summary.get("cancellation_date"):
         lines.append(f"cancellation possible until: {summary['cancellation_date']}")
     return "; ".join(lines)
+
+
+def order_summary(
+    order: TaskOrder,
+    url: str,
+    request: OrderRequest,
+    *,
+    adopted: bool,
+    reused: bool,
+    fingerprint: str,
+    estimate: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Return the create operator's ``order_summary`` XCom: the order, how this task got it, what it cost."""
+    summary: dict[str, Any] = {
+        "order_guid": order.guid,
+        "status": order.status,
+        "url": url,
+        "adopted": adopted,
+        "reused": reused,
+        "fingerprint": fingerprint,
+        "recurring": request.is_recurring,
+        "model": request.model,
+        "date_from": request.date_from.isoformat(),
+        "date_to": request.date_to.isoformat() if request.date_to else None,
+        "estimate": estimate,
+    }
+    summary.update(notices(order))
+    return summary
+
+
+# ----------------------------------------------------------------------------- budget
+
+
+def budget_refusals(
+    request: OrderRequest,
+    estimate: OrderEstimate,
+    max_cost: float | None,
+    max_next: float | None,
+    *,
+    expect_image_dates: bool,
+) -> list[str]:
+    """Why the estimated order must not be created (empty: it may be).
+
+    Refused: this month's cost above ``max_cost``; a recurring order's next-month cost above ``max_next``;
+    a cost the estimate does not report while its budget is set; no candidate image date when
+    ``expect_image_dates``.
+    """
+    currency = estimate.currency
+    refusals = []
+    current, upcoming = estimate.current_month_total, estimate.next_month_total
+    if max_cost is not None:
+        if current is None:
+            refusals.append("the estimate reports no cost for this month, so the budget cannot be checked")
+        elif current > max_cost:
+            refusals.append(f"this month's cost {current:.2f} {currency} exceeds max_cost {max_cost:.2f}")
+    if request.is_recurring and max_next is not None:
+        if upcoming is None:
+            refusals.append("the estimate reports no next-month cost, so the renewal budget cannot be checked")
+        elif upcoming > max_next:
+            refusals.append(f"next month's cost {upcoming:.2f} {currency} exceeds max_next_month_cost {max_next:.2f}")
+    if expect_image_dates and not estimate.image_dates:
+        refusals.append(
+            "the estimate lists no candidate image date (check date_from/date_to, image_frequency and "
+            "reference_date, or set expect_image_dates=False)"
+        )
+    return refusals
 
 
 # ----------------------------------------------------------------------------- status
