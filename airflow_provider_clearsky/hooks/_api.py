@@ -286,6 +286,40 @@ _FILENAME_STAR = re.compile(r"filename\*\s*=\s*(?:[\w-]+'[^']*')?([^;]+)", re.IG
 _FILENAME = re.compile(r'filename\s*=\s*("([^"]*)"|[^;]+)', re.IGNORECASE)
 
 
+def open_stream(client: httpx.Client, call: ApiCall[Any]) -> httpx.Response:
+    """Send ``call`` for a streamed answer; an error answer (status, JSON or page) is read, closed and raised."""
+    try:
+        response = client.send(call.build(client), stream=True)
+    except httpx.TransportError as error:
+        raise transport_error(call, error) from error
+    if response.status_code >= 400 or is_json(response) or is_page(response):
+        try:
+            response.read()
+        except httpx.TransportError as error:
+            raise transport_error(call, error) from error
+        finally:
+            response.close()
+        raise_for_download(call, response)
+    return response
+
+
+async def aopen_stream(client: httpx.AsyncClient, call: ApiCall[Any]) -> httpx.Response:
+    """Send ``call`` for a streamed answer (async :func:`open_stream`)."""
+    try:
+        response = await client.send(call.build(client), stream=True)
+    except httpx.TransportError as error:
+        raise transport_error(call, error) from error
+    if response.status_code >= 400 or is_json(response) or is_page(response):
+        try:
+            await response.aread()
+        except httpx.TransportError as error:
+            raise transport_error(call, error) from error
+        finally:
+            await response.aclose()
+        raise_for_download(call, response)
+    return response
+
+
 def filename_from_disposition(header: str | None) -> str | None:
     """Return the file name of a ``Content-Disposition`` header, stripped of any directory part."""
     if not header:

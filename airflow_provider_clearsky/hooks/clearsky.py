@@ -24,32 +24,31 @@ from airflow_provider_clearsky.hooks import endpoints
 from airflow_provider_clearsky.hooks._api import (
     ApiCall,
     RetryPolicy,
-    is_json,
-    is_page,
+    aopen_stream,
+    open_stream,
     outcome_unknown,
     parse_response,
-    raise_for_download,
     retrying_kwargs,
     transport_error,
 )
 from airflow_provider_clearsky.hooks.download import AsyncDownload, Download
-from airflow_provider_clearsky.models import (
+from airflow_provider_clearsky.models.catalog import (
     AccountInfo,
+    OptimizedTiles,
+    TaskingModel,
+    TileSearchRequest,
+    TileSearchResult,
+)
+from airflow_provider_clearsky.models.geometry import Aoi
+from airflow_provider_clearsky.models.imagery import (
     AvailableDates,
     AvailableDatesRequest,
     CompositeAvailability,
     CompositeEstimate,
     GridImageryRequest,
     ImageryRequest,
-    OptimizedTiles,
-    OrderEstimate,
-    OrderRequest,
-    TaskingModel,
-    TaskOrder,
-    TileSearchRequest,
-    TileSearchResult,
 )
-from airflow_provider_clearsky.models.geometry import Aoi
+from airflow_provider_clearsky.models.orders import OrderEstimate, OrderRequest, TaskOrder
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -423,35 +422,10 @@ class ClearSkyHook(BaseHook):
     # ----------------------------------------------------------------- downloads (streamed)
 
     def _open_stream(self, call: ApiCall[Any]) -> httpx.Response:
-        try:
-            response = self.client.send(call.build(self.client), stream=True)
-        except httpx.TransportError as error:
-            raise transport_error(call, error) from error
-        if response.status_code >= 400 or is_json(response) or is_page(response):
-            try:
-                response.read()
-            except httpx.TransportError as error:
-                raise transport_error(call, error) from error
-            finally:
-                response.close()
-            raise_for_download(call, response)
-        return response
+        return open_stream(self.client, call)
 
     async def _aopen_stream(self, call: ApiCall[Any]) -> httpx.Response:
-        client = await self.aget_client()
-        try:
-            response = await client.send(call.build(client), stream=True)
-        except httpx.TransportError as error:
-            raise transport_error(call, error) from error
-        if response.status_code >= 400 or is_json(response) or is_page(response):
-            try:
-                await response.aread()
-            except httpx.TransportError as error:
-                raise transport_error(call, error) from error
-            finally:
-                await response.aclose()
-            raise_for_download(call, response)
-        return response
+        return await aopen_stream(await self.aget_client(), call)
 
     @contextmanager
     def _stream(self, call: ApiCall[Any]) -> Iterator[Download]:
