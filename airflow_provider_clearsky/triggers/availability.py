@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clearsky._compat import BaseTrigger, TriggerEvent
+from airflow_provider_clearsky._compat import TriggerEvent
 from airflow_provider_clearsky.exceptions import ClearSkyError
+from airflow_provider_clearsky.triggers._base import ClearSkyPollingTrigger
 from airflow_provider_clearsky.triggers._polling import (
-    Backoff,
     FailedChecks,
     is_fatal,
     is_transient,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 
 
-class ClearSkyImageAvailabilityTrigger(BaseTrigger):
+class ClearSkyImageAvailabilityTrigger(ClearSkyPollingTrigger):
     """Waits until imagery is ready for an area and dates (see :mod:`~airflow_provider_clearsky.utils.availability`).
 
     Yields exactly one event, a dict with ``status`` (``success``, ``failure``, ``timeout`` or ``error``),
@@ -57,29 +57,18 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         backoff_factor: float = 1.0,
         known_states: dict[str, str] | None = None,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__(
+            clearsky_conn_id=clearsky_conn_id,
+            deadline=deadline,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            backoff_factor=backoff_factor,
+        )
         self.spec = dict(spec)
         self.known_states = dict(known_states or {})
-        self.clearsky_conn_id = clearsky_conn_id
-        self.deadline = deadline
-        self.poll_interval = float(poll_interval)
-        self.max_poll_interval = float(max_poll_interval) if max_poll_interval is not None else None
-        self.backoff_factor = float(backoff_factor)
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Return the class path and the arguments that rebuild this trigger in the triggerer."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "spec": self.spec,
-                "clearsky_conn_id": self.clearsky_conn_id,
-                "deadline": self.deadline,
-                "poll_interval": self.poll_interval,
-                "max_poll_interval": self.max_poll_interval,
-                "backoff_factor": self.backoff_factor,
-                "known_states": self.known_states,
-            },
-        )
+    def _own_arguments(self) -> dict[str, Any]:
+        return {"spec": self.spec, "known_states": self.known_states}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait until the imagery is ready, can never be, or the deadline passes; then yield exactly one event."""
@@ -123,7 +112,7 @@ class ClearSkyImageAvailabilityTrigger(BaseTrigger):
         }
 
     async def _watch(self, hook: ClearSkyHook, tracker: AvailabilityTracker, failures: FailedChecks) -> dict[str, Any]:
-        backoff = Backoff(self.poll_interval, self.backoff_factor, self.max_poll_interval)
+        backoff = self._backoff()
         while True:
             await asyncio.sleep(backoff.advance())
             try:

@@ -11,13 +11,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clearsky._compat import BaseTrigger, TriggerEvent
+from airflow_provider_clearsky._compat import TriggerEvent
 from airflow_provider_clearsky.exceptions import ClearSkyError
-
-if TYPE_CHECKING:
-    from airflow_provider_clearsky.models import TaskOrder
+from airflow_provider_clearsky.triggers._base import ClearSkyPollingTrigger
 from airflow_provider_clearsky.triggers._polling import (
-    Backoff,
     FailedChecks,
     OrderWaiter,
     is_fatal,
@@ -26,8 +23,11 @@ from airflow_provider_clearsky.triggers._polling import (
 )
 from airflow_provider_clearsky.utils.orders import ERROR, TIMEOUT, order_outcome, order_record
 
+if TYPE_CHECKING:
+    from airflow_provider_clearsky.models import TaskOrder
 
-class ClearSkyOrderStatusTrigger(BaseTrigger):
+
+class ClearSkyOrderStatusTrigger(ClearSkyPollingTrigger):
     """Waits until order ``order_guid`` reaches one of ``target_statuses`` (default by order type).
 
     Triggers of one connection in one triggerer share one order-list request per poll interval and one
@@ -57,31 +57,19 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
         backoff_factor: float = 1.0,
         recurring: bool | None = None,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__(
+            clearsky_conn_id=clearsky_conn_id,
+            deadline=deadline,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            backoff_factor=backoff_factor,
+        )
         self.recurring = recurring
         self.order_guid = order_guid
-        self.clearsky_conn_id = clearsky_conn_id
         self.target_statuses = list(target_statuses) if target_statuses else None
-        self.deadline = deadline
-        self.poll_interval = float(poll_interval)
-        self.max_poll_interval = float(max_poll_interval) if max_poll_interval is not None else None
-        self.backoff_factor = float(backoff_factor)
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Return the class path and the arguments that rebuild this trigger in the triggerer."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "order_guid": self.order_guid,
-                "clearsky_conn_id": self.clearsky_conn_id,
-                "target_statuses": self.target_statuses,
-                "deadline": self.deadline,
-                "poll_interval": self.poll_interval,
-                "max_poll_interval": self.max_poll_interval,
-                "backoff_factor": self.backoff_factor,
-                "recurring": self.recurring,
-            },
-        )
+    def _own_arguments(self) -> dict[str, Any]:
+        return {"order_guid": self.order_guid, "target_statuses": self.target_statuses, "recurring": self.recurring}
 
     def _event(self, status: str, message: str, order: TaskOrder | None = None, **extra: Any) -> dict[str, Any]:
         return {
@@ -115,7 +103,7 @@ class ClearSkyOrderStatusTrigger(BaseTrigger):
         remaining = seconds_left(self.deadline)
         if remaining is not None and remaining <= 0:
             return self._timeout_event(None)
-        backoff = Backoff(self.poll_interval, self.backoff_factor, self.max_poll_interval)
+        backoff = self._backoff()
         waiter = OrderWaiter(self.order_guid, backoff)
         seen: list[TaskOrder] = []
         try:
