@@ -20,7 +20,6 @@ class ClearSkyPollingTrigger(BaseTrigger):
 
     def __init__(
         self,
-        *,
         clearsky_conn_id: str,
         deadline: float | None,
         poll_interval: float,

@@ -57,13 +57,7 @@ class ClearSkyImageAvailabilityTrigger(ClearSkyPollingTrigger):
         backoff_factor: float = 1.0,
         known_states: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(
-            clearsky_conn_id=clearsky_conn_id,
-            deadline=deadline,
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            backoff_factor=backoff_factor,
-        )
+        super().__init__(clearsky_conn_id, deadline, poll_interval, max_poll_interval, backoff_factor)
         self.spec = dict(spec)
         self.known_states = dict(known_states or {})
 

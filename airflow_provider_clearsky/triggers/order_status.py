@@ -57,13 +57,7 @@ class ClearSkyOrderStatusTrigger(ClearSkyPollingTrigger):
         backoff_factor: float = 1.0,
         recurring: bool | None = None,
     ) -> None:
-        super().__init__(
-            clearsky_conn_id=clearsky_conn_id,
-            deadline=deadline,
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            backoff_factor=backoff_factor,
-        )
+        super().__init__(clearsky_conn_id, deadline, poll_interval, max_poll_interval, backoff_factor)
         self.recurring = recurring
         self.order_guid = order_guid
         self.target_statuses = list(target_statuses) if target_statuses else None
