@@ -32,6 +32,7 @@ from airflow_provider_clearsky.hooks._api import (
     transport_error,
 )
 from airflow_provider_clearsky.hooks.download import AsyncDownload, Download
+from airflow_provider_clearsky.models import imagery
 from airflow_provider_clearsky.models.catalog import (
     AccountInfo,
     OptimizedTiles,
@@ -40,14 +41,6 @@ from airflow_provider_clearsky.models.catalog import (
     TileSearchResult,
 )
 from airflow_provider_clearsky.models.geometry import Aoi
-from airflow_provider_clearsky.models.imagery import (
-    AvailableDates,
-    AvailableDatesRequest,
-    CompositeAvailability,
-    CompositeEstimate,
-    GridImageryRequest,
-    ImageryRequest,
-)
 from airflow_provider_clearsky.models.orders import OrderEstimate, OrderRequest, TaskOrder
 
 T = TypeVar("T")
@@ -395,27 +388,27 @@ class ClearSkyHook(BaseHook):
 
     # ----------------------------------------------------------------- imagery
 
-    def search_available_dates(self, request: AvailableDatesRequest) -> AvailableDates:
+    def search_available_dates(self, request: imagery.AvailableDatesRequest) -> imagery.AvailableDates:
         """Return the dates with imagery for an area and a date range."""
         return self.run(endpoints.search_available_dates(request))
 
-    async def asearch_available_dates(self, request: AvailableDatesRequest) -> AvailableDates:
+    async def asearch_available_dates(self, request: imagery.AvailableDatesRequest) -> imagery.AvailableDates:
         """Return the dates with imagery (async :meth:`search_available_dates`)."""
         return await self.arun(endpoints.search_available_dates(request))
 
-    def check_composite_available(self, request: ImageryRequest) -> CompositeAvailability:
+    def check_composite_available(self, request: imagery.ImageryRequest) -> imagery.CompositeAvailability:
         """Return whether a composite for these exact settings can be downloaded now, and why not."""
         return self.run(endpoints.composite_available(request))
 
-    async def acheck_composite_available(self, request: ImageryRequest) -> CompositeAvailability:
+    async def acheck_composite_available(self, request: imagery.ImageryRequest) -> imagery.CompositeAvailability:
         """Return a composite's availability (async :meth:`check_composite_available`)."""
         return await self.arun(endpoints.composite_available(request))
 
-    def estimate_composite(self, request: ImageryRequest) -> CompositeEstimate:
+    def estimate_composite(self, request: imagery.ImageryRequest) -> imagery.CompositeEstimate:
         """Return the processing units and area a composite download would cost (free)."""
         return self.run(endpoints.composite_estimate(request))
 
-    async def aestimate_composite(self, request: ImageryRequest) -> CompositeEstimate:
+    async def aestimate_composite(self, request: imagery.ImageryRequest) -> imagery.CompositeEstimate:
         """Return a composite's cost estimate (async :meth:`estimate_composite`)."""
         return await self.arun(endpoints.composite_estimate(request))
 
@@ -443,7 +436,7 @@ class ClearSkyHook(BaseHook):
         finally:
             await response.aclose()
 
-    def stream_composite(self, request: ImageryRequest) -> AbstractContextManager[Download]:
+    def stream_composite(self, request: imagery.ImageryRequest) -> AbstractContextManager[Download]:
         """Produce and stream a composite; use as ``with hook.stream_composite(req) as download: ...``.
 
         Processing units are charged when the API starts answering. With ``upload_url`` set the API
@@ -451,15 +444,15 @@ class ClearSkyHook(BaseHook):
         """
         return self._stream(endpoints.download_composite(request))
 
-    def astream_composite(self, request: ImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
+    def astream_composite(self, request: imagery.ImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
         """Produce and stream a composite (async :meth:`stream_composite`)."""
         return self._astream(endpoints.download_composite(request))
 
-    def stream_tile(self, request: GridImageryRequest) -> AbstractContextManager[Download]:
+    def stream_tile(self, request: imagery.GridImageryRequest) -> AbstractContextManager[Download]:
         """Stream a tile or minitile download (whichever GUID ``request`` names)."""
         return self._stream(endpoints.download_grid(request))
 
-    def astream_tile(self, request: GridImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
+    def astream_tile(self, request: imagery.GridImageryRequest) -> AbstractAsyncContextManager[AsyncDownload]:
         """Stream a tile or minitile download (async :meth:`stream_tile`)."""
         return self._astream(endpoints.download_grid(request))
 
