@@ -10,7 +10,7 @@ from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnVa
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
 from airflow_provider_clearsky.triggers.order_status import ClearSkyOrderStatusTrigger
-from airflow_provider_clearsky.utils.coercion import as_list
+from airflow_provider_clearsky.utils.coercion import as_list, is_blank_text
 from airflow_provider_clearsky.utils.orders import FAILURE, SUCCESS, order_outcome, order_record
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
 
     def _recurring(self) -> bool | None:
         value = self.recurring
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        if value is None or is_blank_text(value):
             return None
         if isinstance(value, bool):
             return value

@@ -103,7 +103,7 @@ def as_guid_list(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
     text = value.strip()
-    if not text or text.lower() in ("none", "null"):
+    if is_blank_text(text):
         return None
     if text.startswith("["):
         try:
