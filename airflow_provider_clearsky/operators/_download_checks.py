@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky._compat import AirflowFailException
-from airflow_provider_clearsky.operators import _download_metadata as meta
 from airflow_provider_clearsky.operators._download_target import DownloadTarget, geometry_of
+from airflow_provider_clearsky.utils.area import geojson_area_km2
 
 if TYPE_CHECKING:
     from airflow_provider_clearsky.models import AccountInfo, CompositeEstimate
@@ -137,7 +137,7 @@ def check_area(targets: Sequence[DownloadTarget], account: AccountInfo) -> None:
         return
     for target in targets:
         geometry = geometry_of(target)
-        area = meta.area_km2(geometry) if geometry else 0.0
+        area = geojson_area_km2(geometry) if geometry else 0.0
         if area > limit:
             raise AirflowFailException(
                 f"wkt/geojson: the area is about {area:,.1f} km² but the account allows "

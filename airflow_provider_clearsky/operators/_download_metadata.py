@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,8 +25,6 @@ SIDECAR_VERSION = 1
 # Header and field names that carry attribution, licence or provenance notices (contract section 12:
 # the API names no field for them, so anything that looks like one is passed through unchanged).
 NOTICE_NAME = re.compile(r"attribution|licen[cs]e|provenance|copyright|notice", re.IGNORECASE)
-# Authalic sphere radius (m): areas within a fraction of a percent of the ellipsoid's.
-_EARTH_RADIUS_M = 6_371_007.2
 
 
 def request_key(settings: Mapping[str, Any]) -> str:
@@ -125,30 +122,6 @@ def sidecar_matches(document: Mapping[str, Any] | None, key: str) -> tuple[bool,
     if not isinstance(document.get("size"), int) or not isinstance(document.get("sha256"), str):
         return False, "its sidecar records no size or checksum"
     return True, ""
-
-
-def _ring_area_m2(coords: Iterable[Iterable[float]]) -> float:
-    points = [(math.radians(lon), math.radians(lat)) for lon, lat, *_ in coords]
-    total = 0.0
-    for (lon1, lat1), (lon2, lat2) in zip(points, points[1:] + points[:1], strict=True):
-        total += (lon2 - lon1) * (2 + math.sin(lat1) + math.sin(lat2))
-    return abs(total) * _EARTH_RADIUS_M**2 / 2
-
-
-def area_km2(geojson: Mapping[str, Any]) -> float:
-    """Area of a GeoJSON Polygon/MultiPolygon (lon/lat) on the authalic sphere, in km²."""
-    kind = geojson.get("type")
-    if kind == "Polygon":
-        polygons = [geojson["coordinates"]]
-    elif kind == "MultiPolygon":
-        polygons = list(geojson["coordinates"])
-    else:
-        return 0.0
-    area = 0.0
-    for rings in polygons:
-        if rings:
-            area += _ring_area_m2(rings[0]) - sum(_ring_area_m2(hole) for hole in rings[1:])
-    return area / 1e6
 
 
 def bbox_of(geojson: Mapping[str, Any]) -> list[float]:

@@ -48,45 +48,16 @@ from airflow_provider_clearsky.operators._download_target import (
     open_download,
     tile_guids,
 )
+from airflow_provider_clearsky.utils import arguments, coercion
 from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
     from airflow_provider_clearsky.models import AccountInfo, CompositeEstimate
 
-# Model field -> operator argument, so error messages name what the DAG author wrote.
-_FIELD_ARGUMENTS = {
-    "wkt": "wkt",
-    "geo_json": "geojson",
-    "date": "date",
-    "model": "model",
-    "satellite_constellations": "satellite_constellations",
-    "resolution": "resolution",
-    "epsg_projection": "epsg",
-    "bandnames": "bands",
-    "data_type": "data_type",
-    "pixel_selection_mode": "pixel_selection",
-    "utm_data_selection_mode": "utm_mode",
-    "allow_partial_image": "allow_partial",
-    "level": "level",
-    "harmonize": "harmonize",
-    "utm_grid_force_pixel_resolution_size": "force_pixel_resolution",
-    "old_pixel_selection_mode": "old_pixel_selection",
-    "clip_reflectance": "clip_reflectance",
-    "tile_guid": "tile_guid",
-    "mini_tile_guid": "minitile_guid",
-}
-# Keyed by the field's casing-free spelling: errors name fields by their PascalCase aliases.
-_ARGUMENT_NAMES = {field.replace("_", ""): argument for field, argument in _FIELD_ARGUMENTS.items()}
-
 
 def _invalid(error: InvalidRequestError, prefix: str = "invalid download settings") -> AirflowFailException:
-    parts = []
-    for location, messages in error.field_errors.items():
-        head = location.split(".", 1)[0]
-        name = _ARGUMENT_NAMES.get(head.replace("_", "").lower(), head)
-        parts.append(f"{name}: {' '.join(messages)}")
-    detail = "; ".join(parts) if parts else error.message
+    detail = arguments.field_errors_text(error, arguments.IMAGERY_ARGUMENTS)
     return AirflowFailException(f"{prefix}: {detail}")
 
 
@@ -116,13 +87,6 @@ def _limit_refusal(error: LimitExceededError, kind: str) -> AirflowFailException
     )
 
 
-def _as_int(name: str, value: Any) -> Any:
-    """Templated numbers arrive as text; turn ``"10"`` into ``10`` (anything else is left to validation)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return value
-
-
 def _date_text(value: Any) -> Any:
     if isinstance(value, dt.datetime):  # its UTC date, never the date of its own time zone
         return (value.astimezone(dt.timezone.utc) if value.tzinfo is not None else value).date().isoformat()
@@ -138,8 +102,8 @@ class _ClearSkyDownloadOperator(DownloadOperatorBase):
         values: dict[str, Any] = {
             "date": _date_text(self.date),
             "model": self.model,
-            "resolution": _as_int("resolution", self.resolution),
-            "epsg_projection": _as_int("epsg", self.epsg),
+            "resolution": coercion.as_int("resolution", self.resolution),
+            "epsg_projection": coercion.as_int("epsg", self.epsg),
             "bandnames": self.bands,
             "data_type": self.data_type,
             "pixel_selection_mode": self.pixel_selection,

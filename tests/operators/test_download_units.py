@@ -18,6 +18,7 @@ from airflow_provider_clearsky.operators.download import (
     ClearSkyDownloadCompositeOperator,
     ClearSkyDownloadTileOperator,
 )
+from airflow_provider_clearsky.utils.area import geojson_area_km2
 
 SETTINGS = {"Wkt": "POLYGON ((0 0, 1 0, 1 1, 0 1, 0 0))", "Date": "2025-05-07", "Model": "Stratus2",
             "Resolution": 10, "EpsgProjection": 47000, "Bandnames": "rgb", "FileType": "tif"}  # fmt: skip
@@ -55,11 +56,11 @@ def test_notices_pass_attribution_like_fields_through_unchanged() -> None:
 def test_area_on_the_authalic_sphere() -> None:
     # 1° x 1° at the equator is about 12,364 km²; a hole is subtracted.
     square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
-    assert meta.area_km2(square) == pytest.approx(12_364, rel=0.005)
+    assert geojson_area_km2(square) == pytest.approx(12_364, rel=0.005)
     holed = {"type": "Polygon", "coordinates": [*square["coordinates"], [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75], [0.25, 0.25]]]}  # fmt: skip
-    assert meta.area_km2(holed) == pytest.approx(12_364 * 0.75, rel=0.005)
+    assert geojson_area_km2(holed) == pytest.approx(12_364 * 0.75, rel=0.005)
     multi = {"type": "MultiPolygon", "coordinates": [square["coordinates"], square["coordinates"]]}
-    assert meta.area_km2(multi) == pytest.approx(2 * 12_364, rel=0.005)
+    assert geojson_area_km2(multi) == pytest.approx(2 * 12_364, rel=0.005)
 
 
 def test_stac_item_is_minimal_valid_stac_1_0() -> None:
