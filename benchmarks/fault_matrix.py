@@ -40,7 +40,7 @@ def main() -> int:
     from airflow_provider_clearsky.emulator.config import EmulatorConfig
     from airflow_provider_clearsky.emulator.handle import EmulatorHandle
     from airflow_provider_clearsky.emulator.server import EmulatorServer
-    from tests.quality import _matrix as matrix
+    from tests.integration.quality import _matrix as matrix
 
     config = EmulatorConfig(host="127.0.0.1", port=0, admin=True, access_log=False)
     server = EmulatorServer(config).start()

@@ -11,7 +11,7 @@ from rasterio.io import MemoryFile
 from airflow_provider_clearsky.emulator.cli import build_parser, config_from_args
 from airflow_provider_clearsky.emulator.config import EmulatorConfig
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
-from tests.emulator.conftest import STRATUS2, data, download_body, error, order_body, produced_order
+from tests.integration.emulator.conftest import STRATUS2, data, download_body, error, order_body, produced_order
 
 TRIANGLE = "POLYGON ((8.60 50.10, 8.65 50.10, 8.60 50.15, 8.60 50.10))"
 TRIANGLE_BOX = shapely.box(8.60, 50.10, 8.65, 50.15)

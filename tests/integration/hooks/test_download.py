@@ -12,8 +12,9 @@ from airflow_provider_clearsky.hooks import download as download_module
 from airflow_provider_clearsky.hooks._api import RetryPolicy
 from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 from airflow_provider_clearsky.models import ImageryRequest
-from tests.integration.test_hook_against_emulator import AOI, START, historical
-from tests.unit.hook_support import scripted_hook
+from tests.support.hook_support import scripted_hook
+
+from .test_clearsky import AOI, START, historical
 
 pytestmark = pytest.mark.integration
 

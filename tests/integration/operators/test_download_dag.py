@@ -12,7 +12,7 @@ import pytest
 import rasterio
 
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
-from tests.airflow30 import lines_holding, register_dag_file
+from tests.support.airflow30 import lines_holding, register_dag_file
 
 from . import test_download as base
 from .test_download import DATES, FIELD, SECRET_MARK, place_order

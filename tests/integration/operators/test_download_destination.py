@@ -18,8 +18,8 @@ from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
 from airflow_provider_clearsky.exceptions import RetryableTaskError
 from airflow_provider_clearsky.operators import _storage as storage
-from tests._filesystems import fill, resize, tmpfs
-from tests.operators.test_download import COMPOSITE, composite, place_order, set_connection, settled_log
+from tests.integration.operators.test_download import COMPOSITE, composite, place_order, set_connection, settled_log
+from tests.support.filesystems import fill, resize, tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,7 @@ def test_a_full_disk_while_writing_metadata_keeps_the_paid_file_and_the_rerun_pa
 KILLED_WORKER = """
 import json, os, sys
 os.environ["AIRFLOW_CONN_CLEARSKY_DEFAULT"] = sys.argv[2]
-from tests.operators.test_download import composite
+from tests.integration.operators.test_download import composite
 composite(destination=sys.argv[1], filename="field.tif").execute({})
 """
 
@@ -127,7 +127,7 @@ composite(destination=sys.argv[1], filename="field.tif").execute({})
 def test_a_later_run_removes_what_a_killed_worker_left(emu: EmulatorHandle, tmp_path: Path) -> None:
     emu.control.add_fault("trickle", path=COMPOSITE, method="POST", delay=0.5, chunk=16384)
     connection = json.dumps({**emu.connection_dict(), "extra": {"timeout": 30}})
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     worker = subprocess.Popen(
         [sys.executable, "-c", KILLED_WORKER, str(tmp_path), connection], env=env, stderr=subprocess.DEVNULL
     )

@@ -17,7 +17,7 @@ import pytest
 from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
 from airflow_provider_clearsky.exceptions import RetryableTaskError
-from tests.operators.test_download import COMPOSITE, composite, place_order, set_connection, settled_log
+from tests.integration.operators.test_download import COMPOSITE, composite, place_order, set_connection, settled_log
 
 pytestmark = pytest.mark.integration
 

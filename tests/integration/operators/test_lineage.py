@@ -19,9 +19,9 @@ import pytest
 
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
 from airflow_provider_clearsky.utils.openlineage import file_dataset_name, order_dataset_name
+from tests.support.orders_support import DictStore, FakeTI, context
 
 from .test_download import composite, emu, order_guid  # noqa: F401 (fixtures)
-from .test_orders_support import DictStore, FakeTI, context
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ def test_download_reports_its_file_and_the_order(
 
 
 def test_create_reports_the_order(emu: EmulatorHandle, lineage_classes: None) -> None:  # noqa: F811
-    from .test_orders_emulator import create_op
+    from .test_orders import create_op
 
     task = create_op(emu)
     guid = task.execute(context(FakeTI(1), DictStore()))

@@ -18,7 +18,7 @@ from airflow_provider_clearsky.operators.orders import (
     ClearSkyCreateOrderOperator,
     ClearSkyEstimateOrderOperator,
 )
-from tests.operators.test_orders_support import AOI_WKT, CONSTELLATIONS, DictStore, FakeTI, context
+from tests.support.orders_support import AOI_WKT, CONSTELLATIONS, DictStore, FakeTI, context
 
 pytestmark = pytest.mark.integration
 

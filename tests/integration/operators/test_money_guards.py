@@ -16,8 +16,8 @@ from airflow_provider_clearsky.exceptions import InvalidRequestError
 from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 from airflow_provider_clearsky.operators.download import ClearSkyDownloadCompositeOperator
 from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator, ClearSkyEstimateOrderOperator
-from tests.operators.test_download import DATES, FIELD, place_order, set_connection, settled_log
-from tests.operators.test_orders_support import AOI_WKT, CONSTELLATIONS, context
+from tests.integration.operators.test_download import DATES, FIELD, place_order, set_connection, settled_log
+from tests.support.orders_support import AOI_WKT, CONSTELLATIONS, context
 
 pytestmark = pytest.mark.integration
 

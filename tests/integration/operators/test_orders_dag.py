@@ -9,7 +9,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from tests.operators.test_orders_support import AOI2_WKT, AOI_WKT, CONSTELLATIONS
+from tests.support.orders_support import AOI2_WKT, AOI_WKT, CONSTELLATIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.dag]
 

@@ -35,7 +35,7 @@ from airflow_provider_clearsky._compat import (
     TaskDeferred,
 )
 from airflow_provider_clearsky.exceptions import ClearSkyError
-from tests.operators.test_orders_support import DictStore, FakeTI, context
+from tests.support.orders_support import DictStore, FakeTI, context
 
 UTC = dt.timezone.utc
 START = dt.datetime(2025, 6, 10, 12, tzinfo=UTC)
@@ -297,7 +297,7 @@ def _create_rerun(run: Run, try_number: int) -> Any:
 
 def _mount_destination(run: Run, *, readonly: bool) -> None:
     """A real read-only or full tmpfs as the destination (root only, as in CI); skipped otherwise."""
-    from tests._filesystems import fill, mount_tmpfs
+    from tests.support.filesystems import fill, mount_tmpfs
 
     _setup_completed_order(run)
     mount = run.workdir.parent / f"{run.workdir.name}-mnt"
@@ -311,7 +311,7 @@ def _mount_destination(run: Run, *, readonly: bool) -> None:
 
 
 def _unmount(run: Run) -> None:
-    from tests._filesystems import unmount
+    from tests.support.filesystems import unmount
 
     if "mount" in run.state:
         unmount(run.state["mount"])

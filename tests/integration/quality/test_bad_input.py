@@ -43,8 +43,8 @@ from airflow_provider_clearsky.operators.orders import (
 )
 from airflow_provider_clearsky.sensors.availability import ClearSkyImageAvailabilitySensor
 from airflow_provider_clearsky.sensors.order_status import ClearSkyOrderStatusSensor
-from tests.operators.test_orders_support import DictStore, FakeTI, context
-from tests.quality import _matrix as matrix
+from tests.integration.quality import _matrix as matrix
+from tests.support.orders_support import DictStore, FakeTI, context
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
-from tests.quality import _matrix as matrix
+from tests.integration.quality import _matrix as matrix
 
 pytestmark = pytest.mark.integration
 

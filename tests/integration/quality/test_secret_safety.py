@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.airflow30 import lines_holding, register_dag_file
-from tests.examples.conftest import EXAMPLES, load_example, task_states, utc
+from tests.support.airflow30 import lines_holding, register_dag_file
+from tests.system.conftest import EXAMPLES, load_example, task_states, utc
 
 pytestmark = [pytest.mark.integration, pytest.mark.dag]
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLUGIN = "airflow_provider_clearsky.emulator.pytest_plugin"
 #: What loading the plugin may import: the module and the packages it lives in, nothing else of ours.
 ALLOWED_OWN = {"airflow_provider_clearsky", "airflow_provider_clearsky.emulator", PLUGIN}

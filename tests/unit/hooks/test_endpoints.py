@@ -17,7 +17,7 @@ from airflow_provider_clearsky.models import (
     TileSearchRequest,
 )
 from tests.conftest import FAKE_API_KEY
-from tests.unit.hook_support import envelope, scripted_hook
+from tests.support.hook_support import envelope, scripted_hook
 
 POLYGON = "POLYGON ((10 55, 10.1 55, 10.1 55.1, 10 55.1, 10 55))"
 COLLECTION = "GEOMETRYCOLLECTION (POLYGON ((10 55, 10.1 55, 10.1 55.1, 10 55.1, 10 55)))"

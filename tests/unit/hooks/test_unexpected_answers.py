@@ -8,7 +8,7 @@ import pytest
 from airflow_provider_clearsky import exceptions as exc
 from airflow_provider_clearsky.models import ImageryRequest, OrderRequest
 from tests.conftest import FAKE_API_KEY
-from tests.unit.hook_support import envelope, scripted_hook
+from tests.support.hook_support import envelope, scripted_hook
 
 POLYGON = "POLYGON ((10 55, 10.1 55, 10.1 55.1, 10 55.1, 10 55))"
 ORDER = {"TaskOrderGuid": "0194d140-faa6-7b7a-a382-2d40abff0f9a", "OrderingProcessStatus": "Review"}

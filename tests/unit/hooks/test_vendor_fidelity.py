@@ -14,7 +14,7 @@ from airflow_provider_clearsky.models.catalog import TileSearchRequest
 from airflow_provider_clearsky.operators.download import _date_text
 from airflow_provider_clearsky.triggers.availability import parse_day
 from airflow_provider_clearsky.triggers.order_status import target_statuses_for
-from tests.unit.hook_support import envelope, scripted_hook
+from tests.support.hook_support import envelope, scripted_hook
 
 POLYGON = "POLYGON ((10 55, 10.1 55, 10.1 55.1, 10 55.1, 10 55))"
 OTHER = "POLYGON ((11 55, 11.1 55, 11.1 55.1, 11 55.1, 11 55))"

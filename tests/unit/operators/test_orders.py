@@ -19,7 +19,7 @@ from airflow_provider_clearsky.operators.orders import (
     ClearSkyOptimizeTilesOperator,
     ClearSkySearchTilesOperator,
 )
-from tests.operators.test_orders_support import (
+from tests.support.orders_support import (
     AOI_GEOJSON,
     AOI_WKT,
     CONSTELLATIONS,

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 
 from airflow_provider_clearsky._compat import airflow_version
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPAT = "apache-airflow-providers-common-compat"
 
 

@@ -14,7 +14,7 @@ from airflow_provider_clearsky.triggers.availability import (
     AvailabilitySpec,
     ClearSkyImageAvailabilityTrigger,
 )
-from tests.triggers.fake_api import FakeApi, fail, fake_api, ok, until
+from tests.unit.triggers.fake_api import FakeApi, fail, fake_api, ok, until
 
 AOI = "POLYGON ((10 50, 10.1 50, 10.1 50.1, 10 50.1, 10 50))"
 FAST = {"poll_interval": 0.02, "max_poll_interval": 0.02}

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_clearsky.triggers import _polling
 from airflow_provider_clearsky.triggers.order_status import ClearSkyOrderStatusTrigger
-from tests.triggers.fake_api import FakeApi, fail, fake_api, order, until
+from tests.unit.triggers.fake_api import FakeApi, fail, fake_api, order, until
 
 GUID = "0b7f6a57-1f49-4a53-9d7e-5a4f2c0d9a11"
 FAST = {"poll_interval": 0.02, "max_poll_interval": 0.02}

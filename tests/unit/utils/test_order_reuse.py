@@ -14,7 +14,7 @@ from airflow_provider_clearsky.models import OrderRequest, TaskOrder
 from airflow_provider_clearsky.operators import orders as orders_module
 from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator
 from airflow_provider_clearsky.utils.order_reuse import covers, differences, plan_reuse
-from tests.operators.test_orders_support import AOI2_WKT, AOI_WKT, CONSTELLATIONS, DictStore, FakeTI, context
+from tests.support.orders_support import AOI2_WKT, AOI_WKT, CONSTELLATIONS, DictStore, FakeTI, context
 
 ORDERS = "/api/tasking/orders"
 ESTIMATE = "/api/tasking/orders/estimate"
