@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
+from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator
 
 AOI_WKT = "POLYGON ((12.50 55.60, 12.56 55.60, 12.56 55.64, 12.50 55.64, 12.50 55.60))"
 AOI2_WKT = "POLYGON ((12.60 55.60, 12.66 55.60, 12.66 55.64, 12.60 55.64, 12.60 55.60))"
@@ -98,3 +99,21 @@ def install_spy(monkeypatch: pytest.MonkeyPatch) -> BodySpy:
 
 def month_start(moment: dt.datetime) -> str:
     return moment.date().replace(day=1).isoformat()
+
+
+def reusing_create_operator(
+    task_id: str, date_from: str, date_to: str | None = None, **overrides: Any
+) -> ClearSkyCreateOrderOperator:
+    """A create operator over AOI_WKT with ``if_exists="reuse"`` and a budget of 100 EUR (overrides win)."""
+    values: dict[str, Any] = {
+        "wkt": AOI_WKT,
+        "model": "Stratus2",
+        "satellite_constellations": CONSTELLATIONS,
+        "image_frequency": 7,
+        "date_from": date_from,
+        "date_to": date_to,
+        "max_cost": 100.0,
+        "if_exists": "reuse",
+    }
+    values.update(overrides)
+    return ClearSkyCreateOrderOperator(task_id=task_id, **values)
