@@ -154,6 +154,6 @@ def test_rendered_upload_url_is_masked_everywhere(
     assert caplog.records and "TOP-SECRET" not in caplog.text
     out, err = capfd.readouterr()
     assert "uploaded to 127.0.0.1" in out + err
-    # On Airflow 3.0 only its own in-process DEBUG exchange lines hold the URL (see tests/airflow30.py):
+    # On Airflow 3.0 only its own in-process DEBUG exchange lines hold the URL (see tests/support/airflow30.py):
     # nothing at INFO or above does, and 3.3 prints none of these lines at all.
     assert lines_holding(out + err, "TOP-SECRET") == []

@@ -3,7 +3,7 @@
 With ``apache-airflow-providers-openlineage`` installed the real classes are used; without it, stand-ins of
 the two names the provider uses (``OperatorLineage``, ``Dataset``) take their place, so the mapping is
 tested in every environment. Importing and running the operators never imports OpenLineage
-(``tests/unit/test_import_cost.py`` checks the import side).
+(``tests/unit/repository/test_import_cost.py`` checks the import side).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The fault matrix: every operation through its operator, against every emulator fault, with invariants.
 
-Shared by ``benchmarks/fault_matrix.py`` (prints the table) and ``tests/quality/test_fault_matrix.py``
+Shared by ``benchmarks/fault_matrix.py`` (prints the table) and ``tests/integration/quality/test_fault_matrix.py``
 (asserts it). Each scenario starts from a fresh emulator state (``control.reset()``), arms one fault on the
 endpoint the operation depends on, runs the operation the way Airflow would (``execute`` with a task
 context; a retryable exception is followed by a new try of the same task instance, with the same task

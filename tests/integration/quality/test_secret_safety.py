@@ -167,7 +167,7 @@ def test_no_key_or_signed_url_anywhere(canary_emulator, bucket_url, write_dag, t
     assert "1006" in places["exception texts"] or "covered" in places["exception texts"]
     assert "clearsky" in places["task logs (stdout/stderr)"].lower()
 
-    # Airflow 3.0 prints its own in-process DEBUG exchange lines, raw secrets included (see tests/airflow30.py):
+    # Airflow 3.0 prints its own in-process DEBUG exchange lines, raw secrets included (see tests/support/airflow30.py):
     # not ours, and not printed by a real worker at the default INFO level. Every other line is searched.
     places["task logs (stdout/stderr)"] = "\n".join(lines_holding(out + err, *CANARIES))
     leaks = {place: [c for c in CANARIES if c in text] for place, text in places.items()}
