@@ -2,8 +2,8 @@
 
 Starts the ClearSKY emulator in this process on 127.0.0.1 (a free port), runs each scenario from a fresh
 emulator state and prints one table (operation x fault -> outcome, task tries, API requests) and a closing
-line with the totals. The scenarios and their checks live in ``tests/quality/_matrix.py``;
-``tests/quality/test_fault_matrix.py`` asserts the same invariants in the test suite.
+line with the totals. The scenarios and their checks live in ``tests/integration/quality/_matrix.py``;
+``tests/integration/quality/test_fault_matrix.py`` asserts the same invariants in the test suite.
 
     .venv/bin/python benchmarks/fault_matrix.py [--only OPERATION] [--verbose]
 
@@ -26,7 +26,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="clearsky-fault-ma
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "CRITICAL"  # the table is the output, not the retry warnings
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.quality._matrix
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.integration.quality._matrix
 
 
 def main() -> int:
@@ -40,7 +40,7 @@ def main() -> int:
     from airflow_provider_clearsky.emulator.config import EmulatorConfig
     from airflow_provider_clearsky.emulator.handle import EmulatorHandle
     from airflow_provider_clearsky.emulator.server import EmulatorServer
-    from tests.quality import _matrix as matrix
+    from tests.integration.quality import _matrix as matrix
 
     config = EmulatorConfig(host="127.0.0.1", port=0, admin=True, access_log=False)
     server = EmulatorServer(config).start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -88,8 +88,18 @@ def write_dag(airflow_db: None) -> Iterator[object]:
 
 #: The emulator's fixtures: a test that uses one (directly or through another fixture) talks HTTP on 127.0.0.1.
 EMULATOR_FIXTURES = frozenset({"clearsky_emulator", "clearsky_emulator_server", "clearsky_emulator_factory"})
-#: Folders whose every test talks HTTP to an emulator (some start their own, e.g. through the CLI).
-INTEGRATION_FOLDERS = ("tests/emulator/", "tests/integration/", "tests/examples/")
+#: Folders whose every test talks HTTP to an emulator: the emulator-backed tests, some of which start their own
+#: emulator (e.g. through the CLI), and the system tests (example DAG runs, the demo, standalone Airflow, a browser).
+INTEGRATION_FOLDERS = ("tests/integration/", "tests/system/")
+#: Modules of those folders that talk HTTP only through an emulator fixture (the rest of them checks files).
+MODULES_HTTP_BY_FIXTURE = ("tests/system/test_dagbag.py", "tests/system/test_docs_code.py")
+
+
+def talks_http(nodeid: str, fixturenames: Iterable[str]) -> bool:
+    """Whether a test talks HTTP: it uses an emulator fixture, or it lives in an integration folder."""
+    if EMULATOR_FIXTURES.intersection(fixturenames):
+        return True
+    return nodeid.startswith(INTEGRATION_FOLDERS) and not nodeid.startswith(MODULES_HTTP_BY_FIXTURE)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection, which reads the markers
@@ -97,9 +107,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``integration`` every test that talks HTTP to the emulator, so ``-m "not integration"`` leaves it out.
 
     A ``pytestmark`` in a conftest does nothing (pytest reads it in test modules only); this hook sees each
-    test's whole fixture closure instead.
+    test's folder and whole fixture closure instead.
     """
     for item in items:
-        uses_emulator = EMULATOR_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-        if uses_emulator or item.nodeid.startswith(INTEGRATION_FOLDERS):
+        if talks_http(item.nodeid, getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)

@@ -12,7 +12,7 @@ from airflow_provider_clearsky.connection import ConnectionSettings
 from airflow_provider_clearsky.exceptions import InvalidRequestError
 from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 from tests.conftest import FAKE_API_KEY
-from tests.unit.hook_support import envelope, scripted_hook
+from tests.support.hook_support import envelope, scripted_hook
 
 
 class Conn:
