@@ -215,7 +215,7 @@ def _search_tiles(body: TileSearchBody) -> dict[str, Any]:
     if body.TileGuidForMiniTiles is not None:
         tile = _cells([body.TileGuidForMiniTiles], False, "TileGuidForMiniTiles")[0]
         minis = tile.minitiles()
-        # CONFLICT 6: both shapes - Tiles entries with MiniTile=true and a MiniTiles GUID list.
+        # docs/api.md#tiles: both shapes - Tiles entries with MiniTile=true and a MiniTiles GUID list.
         return {"Tiles": [_tile_entry(c) for c in minis], "MiniTiles": [c.guid for c in minis]}
     aoi = request_aoi(body)
     try:

@@ -1,4 +1,4 @@
-"""Tasking models, constellations, bands and pricing of the emulator (contract sections 5 and 7)."""
+"""Tasking models, constellations, bands and pricing of the emulator (docs/api.md#values, #billing)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 #: Monthly EUR spend tiers (reset on the 1st): upper bounds of each tier in EUR.
 SPEND_TIER_BOUNDS = (1_000.0, 3_000.0, 12_000.0, 50_000.0, 400_000.0, float("inf"))
-#: Order-mode price factors: polygon 100 %, tile 20 % (CONFLICT 10: the 80 % discount of docs-new is used,
+#: Order-mode price factors: polygon 100 %, tile 20 % (docs/api.md#billing: the 80 % discount of the current docs,
 #: not the older 90 %), minitile 50 %.
 MODE_FACTOR = {"polygon": 1.0, "tile": 0.2, "minitile": 0.5}
 #: Add-on price per km^2 and month for an OPTIONAL constellation selected on top of the required ones.
 ADDON_EUR_PER_KM2 = {"Sentinel1": 0.04, "Sentinel2": 0.04, "Sentinel3": 0.02, "Landsat89": 0.02}
 #: Extra storage: EUR per km^2 per extra month (StorageMonths beyond 1).
 STORAGE_EUR_PER_KM2_MONTH = 0.00001
-#: Processing units: one unit per started 10 km^2 of a download (contract section 7).
+#: Processing units: one unit per started 10 km^2 of a download (docs/api.md#billing).
 KM2_PER_PROCESSING_UNIT = 10.0
 
 STRATUS_BANDS = ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"]
@@ -38,7 +38,7 @@ MODELS: dict[str, TaskingModel] = {
     m.name.lower(): m
     for m in (
         TaskingModel("Stratus2", ("Sentinel1", "Sentinel2", "Landsat89"), (), _STRATUS2_RATES, tuple(STRATUS_BANDS)),
-        # "Stratus3" is the probable API value of the display name Stratus-3 (contract: unverified).
+        # "Stratus3" is the probable API value of the display name Stratus-3 (unverified, docs/api.md#values).
         TaskingModel("Stratus3", ("Sentinel1", "Sentinel2", "Landsat89"), (), _STRATUS2_RATES, tuple(STRATUS_BANDS)),
         TaskingModel(
             "Stratus2Fast",
@@ -47,7 +47,7 @@ MODELS: dict[str, TaskingModel] = {
             tuple(r * 0.9 for r in _STRATUS2_RATES),
             tuple(STRATUS_BANDS),
         ),
-        # INVENTED: the Nimbus API values and constellations are not published (contract section 5).
+        # INVENTED: the Nimbus API values and constellations are not published (docs/api.md#values).
         TaskingModel(
             "NimbusNDVI",
             ("Sentinel2",),

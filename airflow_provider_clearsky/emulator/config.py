@@ -16,7 +16,7 @@ DETAILS_METHODS = ("both", "post", "get")
 #: The documented demo key. It is invented for the emulator and is not a real ClearSKY key.
 DEMO_API_KEY = "clearsky-demo-key"
 
-#: Text of the emulator's invented attribution notice. The contract (section 12) knows no field name for the
+#: Text of the emulator's invented attribution notice. The docs (docs/api.md#attribution) name no field for the
 #: source-attribution notice, so the emulator emits ``Attribution`` and says loudly that it is a placeholder.
 ATTRIBUTION_PLACEHOLDER = (
     "EMULATOR PLACEHOLDER - not a real notice: contains modified Copernicus Sentinel data and "
@@ -46,7 +46,7 @@ class AccountConfig:
     #: True: orders skip ``Review`` (accepted at creation). False: orders wait in ``Review`` for
     #: ``LifecycleDurations.review`` and are then accepted (or denied when ``auto_deny``).
     auto_accept: bool = True
-    #: Deny every order after review. The status string ``Denied`` is INVENTED (the contract has none).
+    #: Deny every order after review. The status string ``Denied`` is INVENTED (the docs have none).
     auto_deny: bool = False
 
     def __post_init__(self) -> None:
@@ -93,8 +93,8 @@ class EmulatorConfig:
     faults: list[str] = field(default_factory=list)
     #: How concurrency overflow is reported: 429, or 1003 (HTTP 400 with ``Error.Code`` 1003).
     concurrency_error: int = 429
-    #: Add ``Retry-After`` (seconds) to concurrency-limit 429 answers; ``None``: no header (the contract
-    #: documents none).
+    #: Add ``Retry-After`` (seconds) to concurrency-limit 429 answers; ``None``: no header (no source
+    #: documents one).
     concurrency_retry_after: int | None = None
     accept_bearer: bool = True
     #: How order answers echo a polygon order's area: ``exact`` (as sent) or ``bbox`` (each polygon's

@@ -223,7 +223,7 @@ def summarise(
 
 
 def _image_dates(orders: list[dict[str, Any]], first: dt.date, last: dt.date) -> list[str]:
-    """The order's image dates inside the month (the contract's rule: every ImageFrequency days from ReferenceDate)."""
+    """The order's image dates inside the month (docs/api.md#values: every ImageFrequency days from ReferenceDate)."""
     if not orders:
         return []
     order = orders[0]

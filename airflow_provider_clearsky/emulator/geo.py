@@ -79,8 +79,8 @@ def _canonical_geojson_type(name: str) -> str:
 def split_aois(geom: BaseGeometry) -> list[BaseGeometry]:
     """Order AOIs: each POLYGON of a GEOMETRYCOLLECTION is one AOI, a MULTIPOLYGON is one (pooled) AOI.
 
-    CONFLICT 8 resolved: a bare POLYGON/MULTIPOLYGON (docs-new curl examples) is accepted as one AOI, the
-    GEOMETRYCOLLECTION form (repo tool, docs-old) is the canonical one.
+    Conflict 8 of docs/api.md#conflicts: a bare POLYGON/MULTIPOLYGON (current docs' curl) is accepted as one AOI, the
+    GEOMETRYCOLLECTION form (vendor repo tool, old docs) is the canonical one.
     """
     parts = list(geom.geoms) if geom.geom_type == "GeometryCollection" else [geom]
     out: list[BaseGeometry] = []
@@ -201,7 +201,7 @@ def _crs(epsg: int) -> Any:
 
 
 def is_supported_epsg(epsg: int) -> bool:
-    """Any real EPSG coordinate reference system ("any valid EPSG", contract §4.12), or 47000 (auto-UTM)."""
+    """Any real EPSG coordinate reference system ("any valid EPSG", docs/api.md#downloads), or 47000 (auto-UTM)."""
     if epsg == AUTO_UTM_EPSG or _builtin_epsg(epsg):
         return True
     return epsg > 0 and _crs(epsg) is not None

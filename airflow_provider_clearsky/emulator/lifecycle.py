@@ -8,7 +8,7 @@ over yet, ``Processing`` while a flown-over date is still being produced, and ``
 every date produced) or ``UpToDate`` (recurring, every date up to now produced). Image date ``d`` is
 produced at ``max(d + 1 day + production_delay, accepted + preparing + processing)`` and is downloadable
 until the end of the calendar month ``StorageMonths`` months after ``d``'s month (``StorageMonths`` = 1 is
-the free window "through the end of the following month"; CONFLICT 15 resolved as "total months beyond the
+the free window "through the end of the following month"; docs/api.md#storage: "total months beyond the
 image month", extra months beyond 1 are billed).
 """
 
@@ -20,7 +20,7 @@ from .config import LifecycleDurations
 from .dates import add_months, midnight, month_start
 from .records import Order
 
-DENIED = "Denied"  # INVENTED: the contract gives no status string for a denied order.
+DENIED = "Denied"  # INVENTED: the docs give no status string for a denied order.
 
 
 def status(order: Order, now: datetime, durations: LifecycleDurations) -> str:

@@ -138,7 +138,7 @@ class OrderingStore(RecordStore):
             "ApiRequests": body.ApiRequests,
             "SatelliteConstellations": v["constellations"],
             "Model": v["model"].name,
-            # The cut-off is before 00:00 UTC on the 1st of next month (CONFLICT 11: docs-new rule), so the
+            # The cut-off is before 00:00 UTC on the 1st of next month (docs/api.md#cancellation), so the
             # last day on which a cancellation is accepted is the last day of the current month.
             "CancellationDate": month_end(now.date()).isoformat(),
             "AreaKm2": round(v["area"], 4),
@@ -152,7 +152,7 @@ class OrderingStore(RecordStore):
                 "NextMonthOrderCostEstimate": round(v["next_order"], 2),
                 "NextMonthStorageCosts": round(v["next_storage"], 2),
             },
-            # CONFLICT 7: the 2025 client reads these two objects; emitted beside the docs shape.
+            # docs/api.md#order-estimate-and-create: the 2025 client reads these; emitted beside the docs shape.
             "CurrentMonthCosts": {"TotalCost": round(cur, 2), "CurrencyCode": "EUR"},
             "RecurringCostsEstimate": {"TotalCost": round(nxt, 2), "CurrencyCode": "EUR"},
             "Tiles": v["tiles"],
@@ -270,7 +270,7 @@ class OrderingStore(RecordStore):
             return out
 
     def cancel(self, key: str, guid: str | None, now: datetime) -> dict[str, Any]:
-        """Cancel semantics (contract section 8), see docs/emulator.md."""
+        """Cancel semantics (docs/api.md#cancellation), see docs/emulator.md."""
         with self.lock:
             if not guid:
                 raise validation_error({"taskOrderGuid": ["'taskOrderGuid' is required."]})

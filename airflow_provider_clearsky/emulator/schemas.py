@@ -66,7 +66,7 @@ class TileSearchBody(AoiBody):
 
 
 class OrderBody(AoiBody):
-    # CONFLICT (section 4.5): the 2024 client named the tile list ``Tiles``; both spellings are accepted.
+    # docs/api.md#order-estimate-and-create: the 2024 client named the tile list ``Tiles``; both spellings are accepted.
     ALIASES: ClassVar[dict[str, str]] = _ORDER_ALIASES
     TileGuids: list[StrictStr] | None = None
     MiniTileGuids: list[StrictStr] | None = None

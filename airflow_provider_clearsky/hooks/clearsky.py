@@ -379,7 +379,7 @@ class ClearSkyHook(BaseHook):
         return _only_order(order_guid, await self.aget_order_details([order_guid]))
 
     def cancel_order(self, order_guid: str) -> dict[str, Any]:
-        """Cancel an order in Review, or stop a recurring order's next renewal (contract §8)."""
+        """Cancel an order in Review, or stop a recurring order's next renewal (docs/api.md#cancellation)."""
         return self.run(endpoints.cancel_order(order_guid))
 
     async def acancel_order(self, order_guid: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Every endpoint of the ClearSKY API as an :class:`ApiCall`: path, method, body, and how to read ``Data``.
 
-Paths follow the current docs (contract §4); where sources conflict the choice is noted.
+Paths follow the current docs (docs/api.md#endpoints); where sources conflict the choice is noted.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _raw(data: Any) -> dict[str, Any]:
 def account_info() -> ApiCall[AccountInfo]:
     """Return the call for the account info at the 2025 path.
 
-    The hook falls back to the 2024 ``/api/apikey/info`` on 404 (conflict 4).
+    The hook falls back to the 2024 ``/api/apikey/info`` on 404 (docs/api.md#account).
     """
     return ApiCall("GET", "/api/account/info", AccountInfo.model_validate)
 

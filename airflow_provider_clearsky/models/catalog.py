@@ -61,7 +61,7 @@ def _text(value: Any) -> Any:
 
 
 class Tile(ApiResponse):
-    """A tile or minitile. Older docs spell the id ``tileGuid`` and the EPSG as an int (conflict 6)."""
+    """A tile or minitile. Older docs spell the id ``tileGuid`` and the EPSG as an int (docs/api.md#tiles)."""
 
     guid: str = Field(validation_alias=AliasChoices("Guid", "TileGuid", "MiniTileGuid"))
     mini_tile: bool | None = None

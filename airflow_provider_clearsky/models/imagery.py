@@ -18,11 +18,11 @@ from airflow_provider_clearsky.models.enums import (
 from airflow_provider_clearsky.models.geometry import imagery_geojson, imagery_wkt
 from airflow_provider_clearsky.models.orders import ApiDate, _guid_list, constellation_names, model_name
 
-# Band lists per model family (contract §5); index expressions like [B8_B4] count as one band each.
+# Band lists per model family (docs/api.md#values); index expressions like [B8_B4] count as one band each.
 STRATUS_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 NIMBUS_L2A_EXTRA = ("B1", "B9")
 NIMBUS_L1C_EXTRA = ("B1", "B9", "B10")
-#: Every band name of the contract (a model this provider does not know may use any of them).
+#: Every band name the API knows (a model this provider does not know may use any of them).
 KNOWN_BANDS = ("B1", *STRATUS_BANDS[:7], "B8A", "B9", "B10", "B11", "B12")
 RGB_BANDS = ("B4", "B3", "B2")
 _B10 = re.compile(r"(?<![a-z0-9])B10(?![a-z0-9])", re.IGNORECASE)
@@ -52,7 +52,7 @@ def band_list(bandnames: str, model: str = "Stratus2", level: int | None = None)
     """The output bands a ``Bandnames`` value asks for, one item each (an index such as ``[B8_B4]`` is one).
 
     Raises ``ValueError`` naming the unknown band and the accepted forms. Names are checked against the
-    model's bands (any band of the contract for a model this provider does not know).
+    model's bands (any band the API knows for a model this provider does not know).
     """
     text = bandnames.strip()
     if text.lower() == "all":
@@ -171,7 +171,7 @@ class AvailableDates(ApiResponse):
 class ImageryRequest(_AreaRequest):
     """Settings of a composite download, shared by its readiness check, its estimate and the download.
 
-    Keep them identical across the three calls (the contract's advice). ``upload_url`` is secret: it is
+    Keep them identical across the three calls (docs/api.md#downloads). ``upload_url`` is secret: it is
     never shown in ``repr`` or errors, and sent only with the download itself.
     """
 
@@ -343,7 +343,7 @@ class CompositeAvailability(ApiResponse):
     orders_cover_polygon: bool = False
 
     def is_ready(self, allow_partial: bool = False) -> bool:
-        """The contract's readiness rule: fully (or, if allowed, partially) available, covered, accessible."""
+        """Readiness (docs/api.md#availability): fully (or, if allowed, partially) available, covered, accessible."""
         available = self.fully_available or (allow_partial and self.partially_available)
         return available and self.orders_cover_polygon and self.data_available_for_user
 

@@ -270,7 +270,7 @@ def _sum(*values: float | None) -> float | None:
 
 
 class OrderEstimate(ApiResponse):
-    """``Data`` of the order estimate. Both documented shapes are read (see the contract, conflict 7)."""
+    """``Data`` of the order estimate. Both documented shapes are read (docs/api.md#order-estimate-and-create)."""
 
     model: str | None = None
     satellite_constellations: list[str] | None = None

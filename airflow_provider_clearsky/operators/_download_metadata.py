@@ -22,7 +22,7 @@ SIDECAR_SUFFIX = ".json"
 STAC_SUFFIX = ".stac.json"
 STAC_FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 SIDECAR_VERSION = 1
-# Header and field names that carry attribution, licence or provenance notices (contract section 12:
+# Header and field names that carry attribution, licence or provenance notices (docs/api.md#attribution:
 # the API names no field for them, so anything that looks like one is passed through unchanged).
 NOTICE_NAME = re.compile(r"attribution|licen[cs]e|provenance|copyright|notice", re.IGNORECASE)
 

@@ -93,7 +93,7 @@ class ClearSkyCancelOrderOperator(_ClearSkyOperator):
 
 
 def _order_from(answer: Any) -> TaskOrder | None:
-    """Return the order in a cancel answer (as the emulator sends it); the contract does not say, so accept anything."""
+    """Return the order in a cancel answer (as the emulator sends it); the docs do not say, so accept anything."""
     from airflow_provider_clearsky.models import TaskOrder
 
     if isinstance(answer, dict) and any(key.lower() == "taskorderguid" for key in answer):

@@ -36,7 +36,7 @@ def _name_arguments(error: InvalidRequestError) -> str:
 class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     """Waits until ClearSKY imagery is ready for an area and dates; returns the ready dates (ISO strings).
 
-    Ready means the contract's rule for the exact download settings: fully available (or partially, with
+    Ready (docs/api.md#availability) means, for the exact download settings: fully available (or partially, with
     ``allow_partial``), covered by the caller's orders, and available to the user. The returned list feeds
     ``.expand()`` of a download task directly.
 

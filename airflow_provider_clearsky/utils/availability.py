@@ -4,7 +4,7 @@
 is known to be) and one poll of the API, :func:`check_once` (sync hook) and :func:`acheck_once` (async hook),
 both driving the same rules (:class:`Poll`).
 
-Readiness (contract §10) is ``CompositeAvailability.is_ready(allow_partial)`` per date, asked with the same
+Readiness (docs/api.md#availability) is ``CompositeAvailability.is_ready(allow_partial)`` per date, asked with the same
 model, constellations, EPSG, bands and UTM mode as the download. Each date is in one of these states:
 
 * ``ready``: ready to download.
@@ -21,7 +21,7 @@ order schedules are ignored, and the wait fails when the window has no image dat
 covers the area), and in ``all`` mode when an image date has expired.
 
 Requests, cheapest first. A window's first pass lists the caller's orders once (``GET /api/tasking/orders``) and
-works out each order's image dates from its ``ReferenceDate``/``ImageFrequency`` (the contract: ``d`` is an
+works out each order's image dates from its ``ReferenceDate``/``ImageFrequency`` (docs/api.md#values: ``d`` is an
 image date iff ``(d - ReferenceDate) % ImageFrequency == 0`` within ``From``..``To``): days no order of the
 model over the area schedules are ``not_scheduled`` without asking, and only the remaining days get a
 ``composite/available`` check. (When an order's schedule or area is unknown, e.g. a tile order, every day is

@@ -47,7 +47,7 @@ def month_window(now: dt.datetime) -> tuple[DateTime, DateTime]:
 
 
 def plan_cancel(order: TaskOrder, now: dt.datetime) -> CancelPlan:
-    """Apply the cancellation rules (contract section 8) to ``order`` at ``now`` (UTC).
+    """Apply the cancellation rules (docs/api.md#cancellation) to ``order`` at ``now`` (UTC).
 
     * Canceled (or denied): nothing to do, reported quietly.
     * Review: full cancellation; nothing is produced.

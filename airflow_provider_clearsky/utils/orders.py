@@ -37,7 +37,7 @@ NOTICE_MARKERS = ("attribution", "licen", "provenance", "notice")
 
 
 def notices(model: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
-    """Attribution, licence, provenance or notice fields of a response, unchanged (contract section 12)."""
+    """Attribution, licence, provenance or notice fields of a response, unchanged (docs/api.md#attribution)."""
     if model is None:
         return {}
     extra = model if isinstance(model, Mapping) else (model.model_extra or {})
@@ -399,7 +399,7 @@ _RECORD_FIELDS = (
     "billing_cycle",
     "created_date",
 )
-# Names of attribution, licence or provenance fields (contract section 12 names none; as the downloads' sidecars).
+# Names of attribution, licence or provenance fields (the API names none; as the downloads' sidecars).
 _NOTICE = re.compile(r"attribution|licen[cs]e|provenance|copyright|notice", re.IGNORECASE)
 
 

@@ -1,4 +1,4 @@
-"""Property-based: any input to OrderRequest either validates to a payload the contract accepts, or raises
+"""Property-based: any input to OrderRequest either validates to a payload the API accepts, or raises
 InvalidRequestError naming the fields. Never another exception."""
 
 from __future__ import annotations
