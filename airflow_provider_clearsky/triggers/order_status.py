@@ -20,8 +20,9 @@ from airflow_provider_clearsky.triggers._polling import (
     is_fatal,
     order_subscription,
     seconds_left,
+    shared_hook,
 )
-from airflow_provider_clearsky.utils.orders import ERROR, TIMEOUT, order_outcome, order_record
+from airflow_provider_clearsky.utils.orders import ERROR, SUCCESS, TIMEOUT, order_outcome, order_record
 
 if TYPE_CHECKING:
     from airflow_provider_clearsky.models import TaskOrder
@@ -127,4 +128,20 @@ class ClearSkyOrderStatusTrigger(ClearSkyPollingTrigger):
             outcome = order_outcome(order, self.target_statuses, self.recurring)
             if outcome is not None:
                 status, message = outcome
+                if status == SUCCESS:
+                    order = await self._details(order)
                 return self._event(status, message, order)
+
+    async def _details(self, listed: TaskOrder) -> TaskOrder:
+        """Return the order's details for the success record, as the sensor's own check reads them.
+
+        The shared poll reads the order list, which may leave out fields of the details (attribution notices
+        that downloads given the record copy to their sidecars). One request per finished wait; when it fails,
+        the listed order is the record.
+        """
+        try:
+            async with shared_hook(self.clearsky_conn_id) as hook:
+                return await hook.aget_order(self.order_guid)
+        except ClearSkyError as error:
+            self.log.warning("ClearSKY order %s: its details could not be read (%s)", self.order_guid, error)
+            return listed

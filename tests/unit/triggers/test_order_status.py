@@ -70,6 +70,49 @@ async def test_success_historical_completed() -> None:
     assert "Wkt" not in event["order"]  # small record
 
 
+async def test_the_success_record_is_the_orders_details_which_the_list_may_cut_short() -> None:
+    detailed = {**order(GUID, "Completed"), "Attribution": "Contains modified Copernicus Sentinel data"}
+    api = FakeApi(orders={GUID: detailed})
+    api.handle = _list_without(api, "Attribution")  # type: ignore[method-assign]
+    with fake_api(api):
+        event = await first_event(trigger())
+    assert event["status"] == "success"
+    assert event["order"]["Attribution"] == "Contains modified Copernicus Sentinel data"
+    assert api.count("/api/tasking/orders/details") == 1
+
+
+async def test_when_the_details_cannot_be_read_the_listed_order_is_the_record() -> None:
+    api = FakeApi(orders={GUID: order(GUID, "Completed")})
+    original = api.handle
+
+    async def details_fail(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/details"):
+            api.requests.append((request.method, request.url.path))
+            return fail(503)
+        return await original(request)
+
+    api.handle = details_fail  # type: ignore[method-assign]
+    with fake_api(api):
+        event = await first_event(trigger())
+    assert event["status"] == "success" and event["order"]["OrderingProcessStatus"] == "Completed"
+
+
+def _list_without(api: FakeApi, field: str):  # type: ignore[no-untyped-def]
+    """The API's list answer leaving out ``field``, which the details carry."""
+    original = api.handle
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        answer = await original(request)
+        if request.url.path == "/api/tasking/orders":
+            payload = answer.json()
+            for listed in payload["Data"]["TaskOrders"]:
+                listed.pop(field, None)
+            return httpx.Response(200, json=payload)
+        return answer
+
+    return handle
+
+
 async def test_recurring_default_target_is_up_to_date() -> None:
     api = FakeApi(orders={GUID: order(GUID, "UpToDate", recurring=True)})
     with fake_api(api):
@@ -145,7 +188,9 @@ async def test_order_missing_from_list_is_fetched_by_details() -> None:
     with fake_api(api):
         event = await first_event(trigger())
     assert event["status"] == "success"
-    assert api.count("/api/tasking/orders/details") == 1
+    # One read finds the order the list left out, one more gives the success record (a rare path: not worth
+    # telling the two apart).
+    assert api.count("/api/tasking/orders/details") == 2
 
 
 async def test_unknown_order_fails_its_own_trigger_only() -> None:
@@ -183,7 +228,9 @@ async def test_many_triggers_share_one_request_per_interval_and_one_client() -> 
             api.set_status(g, "Completed")
         events = await asyncio.gather(*tasks)
     assert {e["status"] for e in events} == {"success"}
-    assert len(api.requests) == api.count("/api/tasking/orders")  # nothing but list requests
+    # Waiting: nothing but list requests; finishing: one details read per wait, for its record.
+    assert api.count("/api/tasking/orders/details") == len(guids)
+    assert len(api.requests) == api.count("/api/tasking/orders") + len(guids)
     await asyncio.sleep(0.01)
     assert _polling.active_pollers() == 0 and _polling.active_clients() == 0
     assert api.closed == 1  # the one shared client was closed once
