@@ -39,6 +39,8 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "ClearSKY Vision",
                 "python-modules": [
                     "airflow_provider_clearsky.operators.orders",
+                    "airflow_provider_clearsky.operators.cancel",
+                    "airflow_provider_clearsky.operators.tiles",
                     "airflow_provider_clearsky.operators.download",
                 ],
             }

@@ -12,7 +12,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, Variable, task
 
-from airflow_provider_clearsky.operators.orders import ClearSkyCancelOrderOperator
+from airflow_provider_clearsky.operators.cancel import ClearSkyCancelOrderOperator
 
 try:
     from airflow.sdk import CronTriggerTimetable  # Airflow 3.1+

@@ -17,7 +17,7 @@ def test_search_output_keys_feed_downstream_tasks(write_dag, clearsky_emulator, 
         """
         import datetime as dt
         from airflow.sdk import DAG, task
-        from airflow_provider_clearsky.operators.orders import ClearSkyOptimizeTilesOperator
+        from airflow_provider_clearsky.operators.tiles import ClearSkyOptimizeTilesOperator
 
         with DAG("clearsky_tiles_feed", schedule=None, start_date=dt.datetime(2025, 1, 1)) as dag:
             cover = ClearSkyOptimizeTilesOperator(

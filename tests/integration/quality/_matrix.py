@@ -401,7 +401,7 @@ def _setup_cancel_midnight(run: Run) -> None:
 
 
 def _cancel_midnight(run: Run, try_number: int) -> Any:
-    from airflow_provider_clearsky.operators.orders import ClearSkyCancelOrderOperator
+    from airflow_provider_clearsky.operators.cancel import ClearSkyCancelOrderOperator
 
     result = ClearSkyCancelOrderOperator(task_id="cancel", order_guid=run.state["order_guid"]).execute(context())
     run.state["result"] = result

@@ -16,7 +16,8 @@ deferred = ["shapely", "numpy", "airflow_provider_clearsky.hooks.clearsky", "air
             "airflow_provider_clearsky.emulator.app", "fastapi", "openlineage",
             "airflow_provider_clearsky.utils.openlineage"]
 already = {name for name in deferred if name in sys.modules}  # what Airflow itself loads (fastapi on 3.0)
-from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator, ClearSkyCancelOrderOperator
+from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator
+from airflow_provider_clearsky.operators.cancel import ClearSkyCancelOrderOperator
 from airflow_provider_clearsky.operators.download import ClearSkyDownloadCompositeOperator
 from airflow_provider_clearsky.sensors.order_status import ClearSkyOrderStatusSensor
 from airflow_provider_clearsky.sensors.availability import ClearSkyImageAvailabilitySensor

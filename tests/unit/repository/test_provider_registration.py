@@ -62,8 +62,11 @@ def test_every_listed_module_and_class_imports():
     [
         "airflow_provider_clearsky.operators.orders.ClearSkyEstimateOrderOperator",
         "airflow_provider_clearsky.operators.orders.ClearSkyCreateOrderOperator",
+        "airflow_provider_clearsky.operators.cancel.ClearSkyCancelOrderOperator",
+        "airflow_provider_clearsky.operators.tiles.ClearSkySearchTilesOperator",
+        "airflow_provider_clearsky.operators.tiles.ClearSkyOptimizeTilesOperator",
+        # the import path the first release gave them still works
         "airflow_provider_clearsky.operators.orders.ClearSkyCancelOrderOperator",
-        "airflow_provider_clearsky.operators.orders.ClearSkySearchTilesOperator",
         "airflow_provider_clearsky.operators.orders.ClearSkyOptimizeTilesOperator",
         "airflow_provider_clearsky.operators.download.ClearSkyDownloadCompositeOperator",
         "airflow_provider_clearsky.operators.download.ClearSkyDownloadTileOperator",
