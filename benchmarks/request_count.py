@@ -52,8 +52,8 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 os.environ["CLEARSKY_EXAMPLE_POKE_SECONDS"] = "1"
 sys.path.insert(0, str(REPO))
 
-START = dt.datetime(2025, 6, 10, 12, tzinfo=dt.timezone.utc)
-RUN = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)  # the scheduled run whose data interval is May
+START = dt.datetime(2025, 6, 10, 12, tzinfo=dt.UTC)
+RUN = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)  # the scheduled run whose data interval is May
 DONE = ("uptodate", "completed")
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 def _utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 class EmulatorClock:
@@ -25,7 +25,7 @@ class EmulatorClock:
             raise ValueError("clock speed must be >= 0")
         self._lock = threading.Lock()
         self._speed = speed
-        self._anchor = _utc(start) if start is not None else datetime.now(timezone.utc)
+        self._anchor = _utc(start) if start is not None else datetime.now(UTC)
         self._real_anchor = time.monotonic()
 
     def now(self) -> datetime:

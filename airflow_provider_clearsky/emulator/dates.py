@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 
 def month_start(d: date) -> date:
@@ -24,7 +24,7 @@ def months_between(a: date, b: date) -> int:
 
 
 def midnight(d: date) -> datetime:
-    return datetime.combine(d, time(0), tzinfo=timezone.utc)
+    return datetime.combine(d, time(0), tzinfo=UTC)
 
 
 def image_dates(reference: date, frequency: int, start: date, end: date) -> list[date]:
@@ -42,4 +42,4 @@ def image_dates(reference: date, frequency: int, start: date, end: date) -> list
 
 
 def iso_z(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -166,8 +166,8 @@ def run_demo(
     started = time.monotonic()
     # The scheduled run of the 1st of this month fetches last month: the demo plays that run, with the emulator's
     # clock starting half an hour after it began and running `clock_speed` times faster than real time.
-    now = dt.datetime.now(dt.timezone.utc)
-    logical_date = dt.datetime(now.year, now.month, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
+    logical_date = dt.datetime(now.year, now.month, 1, tzinfo=dt.UTC)
     first, last = month_before(logical_date.date())
     home = fresh_folder(workdir / "airflow")
     imagery = fresh_folder(workdir / "imagery")

@@ -4,7 +4,7 @@ ASP.NET service would bind them, so a wrong JSON type is a ProblemDetails answer
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
@@ -22,7 +22,7 @@ def _parse_date(value: Any) -> Any:
         if len(text) > 10:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
             if moment.tzinfo is not None:
-                return moment.astimezone(timezone.utc).date()
+                return moment.astimezone(UTC).date()
         return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     if value is None:
         return None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     """``OrderingProcessStatus`` values from the order-lifecycle docs.
 
     The API may send a status this list lacks (the string for a denied order is not documented), so
@@ -32,19 +32,19 @@ def is_failed_status(status: str) -> bool:
     return lowered in ("canceled", "cancelled") or "deni" in lowered or "reject" in lowered
 
 
-class DataType(str, Enum):
+class DataType(StrEnum):
     """Pixel data type of downloads: INT16 (nodata -32768) or UINT8 (nodata 0)."""
 
     INT16 = "INT16"
     UINT8 = "UINT8"
 
 
-class PixelSelectionMode(str, Enum):
+class PixelSelectionMode(StrEnum):
     INTERSECT = "intersect"
     CONTAINED = "contained"
 
 
-class UtmDataSelectionMode(str, Enum):
+class UtmDataSelectionMode(StrEnum):
     SINGLE_UTM_FULLY_COVERED = "single_utm_fully_covered"
     SINGLE_UTM = "single_utm"
     COMBINED_UTM = "combined_utm"

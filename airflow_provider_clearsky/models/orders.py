@@ -25,7 +25,7 @@ def utc_date(value: Any) -> Any:
     offset is taken as UTC, the API's time zone. Text that is not ISO 8601 raises ``ValueError``.
     """
     if isinstance(value, dt.datetime):
-        return (value.astimezone(dt.timezone.utc) if value.tzinfo is not None else value).date()
+        return (value.astimezone(dt.UTC) if value.tzinfo is not None else value).date()
     if isinstance(value, str) and len(value.strip()) > 10 and value.strip()[10] in "Tt ":
         text = value.strip()
         try:

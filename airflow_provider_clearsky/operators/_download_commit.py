@@ -165,9 +165,7 @@ def finish_kept(target: DownloadTarget, *, order_guid: str | None, write_stac: b
     if storage.size_of(kept) != size or storage.sha256_of(kept) != sha256:
         log.warning("%s does not match the size and checksum in its name; ignoring it", kept.name)
         return False
-    document = sidecar(
-        target, size=size, sha256=sha256, order_guid=order_guid, downloaded_at=dt.datetime.now(dt.timezone.utc)
-    )
+    document = sidecar(target, size=size, sha256=sha256, order_guid=order_guid, downloaded_at=dt.datetime.now(dt.UTC))
     write_metadata(target, document, write_stac=write_stac)
     storage.move(kept, target.final)
     log.info(

@@ -107,7 +107,7 @@ def sidecar_document(
         "content_type": content_type,
         "attribution": dict(attribution),
         "estimate": dict(estimate) if estimate else None,
-        "downloaded_at": downloaded_at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "downloaded_at": downloaded_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
         "duration_seconds": round(duration_seconds, 3),
         "provider": f"airflow-provider-clearsky {provider_version}",
     }

@@ -89,7 +89,7 @@ def _limit_refusal(error: LimitExceededError, kind: str) -> AirflowFailException
 
 def _date_text(value: Any) -> Any:
     if isinstance(value, dt.datetime):  # its UTC date, never the date of its own time zone
-        return (value.astimezone(dt.timezone.utc) if value.tzinfo is not None else value).date().isoformat()
+        return (value.astimezone(dt.UTC) if value.tzinfo is not None else value).date().isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -176,7 +176,7 @@ class _ClearSkyDownloadOperator(DownloadOperatorBase):
             storage.check_free_space(target.final.parent, expected_bytes(target))
             with writing.AtomicWriter(target.final) as writer:
                 self.log.info("Downloading ClearSKY %s %s to %s", target.kind, target.label, target.uri)
-                started_at = dt.datetime.now(dt.timezone.utc)
+                started_at = dt.datetime.now(dt.UTC)
                 started = time.monotonic()
                 paid = True
                 with open_download(hook, target) as download:

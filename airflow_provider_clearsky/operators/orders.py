@@ -53,7 +53,7 @@ _REQUIRED: Any = object()
 
 def utc_now() -> dt.datetime:
     """Return the operators' notion of now (UTC). Tests replace it to agree with the emulator's clock."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _fail_fast(error: ClearSkyError) -> Exception:

@@ -30,7 +30,7 @@ router = APIRouter(dependencies=[Depends(auth.current_user)])
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _ui_root(request: Request) -> str:

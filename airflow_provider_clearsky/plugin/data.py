@@ -215,7 +215,7 @@ def _describe(error: Exception) -> str:
 def next_cutoff(now: dt.datetime) -> dt.datetime:
     """00:00 UTC on the 1st of next month: the renewal of recurring orders, and the last moment to cancel it."""
     year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
-    return dt.datetime(year, month, 1, tzinfo=dt.timezone.utc)
+    return dt.datetime(year, month, 1, tzinfo=dt.UTC)
 
 
 def countdown(until: dt.datetime, now: dt.datetime) -> str:

@@ -81,7 +81,7 @@ class ClearSkyImageAvailabilityTrigger(ClearSkyPollingTrigger):
         try:
             async with shared_hook(self.clearsky_conn_id) as hook:
                 return await asyncio.wait_for(self._watch(hook, tracker, failures), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._event(
                 "timeout",
                 tracker,

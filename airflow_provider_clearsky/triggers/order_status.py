@@ -104,7 +104,7 @@ class ClearSkyOrderStatusTrigger(ClearSkyPollingTrigger):
         try:
             async with order_subscription(self.clearsky_conn_id, waiter):
                 return await asyncio.wait_for(self._watch(waiter, seen), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._timeout_event(seen[-1] if seen else None, waiter.failures)
         except ClearSkyError as error:
             return self._event(ERROR, f"ClearSKY order {self.order_guid}: {error}", retryable=not is_fatal(error))

@@ -134,5 +134,5 @@ def parse_day(value: Any, argument: str) -> dt.date:
 def utc(moment: dt.datetime) -> dt.datetime:
     """Return ``moment`` in UTC; a moment without an offset is taken as UTC (the API's time zone)."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)

@@ -93,10 +93,10 @@ def covers(order: TaskOrder, request: OrderRequest) -> bool:
 
 
 def _age(order: TaskOrder) -> tuple[dt.datetime, dt.date]:
-    epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     created = order.created_date
     if created is not None and created.tzinfo is None:
-        created = created.replace(tzinfo=dt.timezone.utc)
+        created = created.replace(tzinfo=dt.UTC)
     return (created or epoch, order.date_from or dt.date.min)
 
 

@@ -227,7 +227,7 @@ def adoptable_orders(
         elif since is None or order.created_date is None or utc(order.created_date) < utc(since) - clock_skew:
             continue
         found.append(order)
-    epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     return sorted(found, key=lambda order: utc(order.created_date) if order.created_date else epoch)
 
 

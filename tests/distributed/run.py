@@ -439,7 +439,7 @@ class Deployment:
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any], logical_date: dt.date | None = None) -> str:
         body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
         if logical_date is not None:
-            body["logical_date"] = dt.datetime.combine(logical_date, dt.time(), dt.timezone.utc).isoformat()
+            body["logical_date"] = dt.datetime.combine(logical_date, dt.time(), dt.UTC).isoformat()
         answer = self.api.post(f"/dags/{dag_id}/dagRuns", json=body)
         check(answer.status_code == 200, f"triggering {dag_id}: {answer.status_code} {answer.text}")
         return run_id
@@ -575,7 +575,7 @@ def scenario_examples(d: Deployment, outcome: Outcome) -> None:
     month after its own, so both months must be played in their time)."""
     today = dt.date.today()
     older, last, this = month_start(today, 2), month_start(today, 1), month_start(today, 0)
-    at = lambda day: dt.datetime.combine(day, dt.time(0, 30), dt.timezone.utc).isoformat()  # noqa: E731
+    at = lambda day: dt.datetime.combine(day, dt.time(0, 30), dt.UTC).isoformat()  # noqa: E731
     d.admin("POST", "clock", json={"set": at(last), "speed": 600})
     orders_before = len(d.orders())
     monthly = "example_clearsky_monthly_monitoring"

@@ -29,7 +29,7 @@ class FakeTI:
         self.try_number = try_number
         self.map_index = map_index
         self.stats_tags: dict[str, str] = {}
-        self.start_date = dt.datetime.now(dt.timezone.utc)
+        self.start_date = dt.datetime.now(dt.UTC)
         self.xcoms: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -67,7 +67,7 @@ def context(
 ) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "ti": ti or FakeTI(),
-        "dag_run": SimpleNamespace(start_date=run_start or dt.datetime.now(dt.timezone.utc)),
+        "dag_run": SimpleNamespace(start_date=run_start or dt.datetime.now(dt.UTC)),
     }
     if store is not None:
         ctx["task_state_store"] = store

@@ -26,7 +26,7 @@ def load_example(path: Path) -> Any:
 
 
 def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=dt.UTC)
 
 
 @pytest.fixture

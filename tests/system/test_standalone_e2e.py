@@ -129,7 +129,7 @@ def test_monthly_example_through_the_rest_api_of_a_running_airflow(tmp_path: Pat
 
         # Triggered as `airflow dags trigger` and the UI do on Airflow 3: no logical date. previous_month() then
         # takes the month before run_after: last month.
-        today = dt.datetime.now(dt.timezone.utc)
+        today = dt.datetime.now(dt.UTC)
         this_month = today.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
         body = {"dag_run_id": "rest_api_e2e", "logical_date": None, "conf": {"destination": str(tmp_path / "imagery")}}

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 AOI = "POLYGON ((10.02 55.02, 10.08 55.02, 10.08 55.07, 10.02 55.07, 10.02 55.02))"
 S123 = ["Sentinel1", "Sentinel2", "Landsat89"]
-START = dt.datetime(2025, 7, 10, 12, tzinfo=dt.timezone.utc)
+START = dt.datetime(2025, 7, 10, 12, tzinfo=dt.UTC)
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, emu: EmulatorHandle, **extra
 
 def place_order(emu: EmulatorHandle, **overrides: Any) -> str:
     """A historical May-2025 order over the field (10 download passes per date), every date produced."""
-    emu.control.set_time(dt.datetime(2025, 6, 10, 12, tzinfo=dt.timezone.utc))
+    emu.control.set_time(dt.datetime(2025, 6, 10, 12, tzinfo=dt.UTC))
     body = {
         "Wkt": ORDER_WKT,
         "Model": "Stratus2",
@@ -291,7 +291,7 @@ def test_a_reset_after_sending_is_left_to_the_task_retry(emu: EmulatorHandle, or
 
 
 def test_not_ordered_date_fails_for_good_and_leaves_nothing(emu: EmulatorHandle, tmp_path: Path) -> None:
-    emu.control.set_time(dt.datetime(2025, 6, 10, 12, tzinfo=dt.timezone.utc))  # no order at all
+    emu.control.set_time(dt.datetime(2025, 6, 10, 12, tzinfo=dt.UTC))  # no order at all
     with pytest.raises(AirflowFailException, match="code 1006"):
         composite(destination=str(tmp_path)).execute({})
     assert leftovers(tmp_path) == []

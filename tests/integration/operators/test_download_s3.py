@@ -183,7 +183,7 @@ def test_only_uploads_older_than_the_threshold_are_aborted() -> None:
     from airflow_provider_clearsky.operators import _storage as storage
     from airflow_provider_clearsky.operators import _storage_leftovers as leftovers
 
-    now = dt.datetime(2026, 7, 1, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC)
     stub = _UploadsStub(
         [
             {"Key": KEY, "UploadId": "dead", "Initiated": now - dt.timedelta(hours=2)},

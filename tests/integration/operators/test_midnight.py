@@ -22,7 +22,7 @@ from tests.support.orders_support import AOI_WKT, CONSTELLATIONS, DictStore, Fak
 
 pytestmark = pytest.mark.integration
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 JUNE_10 = dt.datetime(2026, 6, 10, 12, tzinfo=UTC)
 BEFORE_MIDNIGHT = dt.datetime(2026, 6, 30, 23, 59, 58, tzinfo=UTC)
 ORDERS = "/api/tasking/orders"

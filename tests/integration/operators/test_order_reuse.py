@@ -25,7 +25,7 @@ def emu(clearsky_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     conn = clearsky_emulator.connection_dict()
     conn["extra"] = {"timeout": 2.0, "max_retries": 2, "backoff_initial": 0.05, "backoff_max": 0.2}
     monkeypatch.setenv("AIRFLOW_CONN_CLEARSKY_DEFAULT", json.dumps(conn))
-    clearsky_emulator.control.set_time(dt.datetime(2025, 6, 10, 9, tzinfo=dt.timezone.utc))
+    clearsky_emulator.control.set_time(dt.datetime(2025, 6, 10, 9, tzinfo=dt.UTC))
     # The worker's clock is the API's (as in production): the create checks the billing month on both.
     monkeypatch.setattr(orders_module, "utc_now", clearsky_emulator.control.now)
     return clearsky_emulator

@@ -262,7 +262,7 @@ def test_a_lost_create_answer_is_adopted_whichever_way_the_area_is_echoed(emu: A
 
 
 def test_more_than_one_order_that_could_be_ours_fails_loudly_and_orders_nothing(emu: Any) -> None:
-    run_start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)
+    run_start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     first = create_op(emu).execute(context(FakeTI(1), run_start=run_start))
     second = create_op(emu).execute(context(FakeTI(1), run_start=run_start))  # e.g. placed by hand meanwhile
     with pytest.raises(AirflowFailException, match="2 orders could be the one") as failure:
@@ -360,7 +360,7 @@ def test_cancelled_order_is_not_adopted_by_a_later_try(emu: Any, monkeypatch: py
 
 
 def test_without_state_store_a_retry_adopts_an_order_created_since_the_run_started(emu: Any) -> None:
-    run_start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)
+    run_start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     first = create_op(emu).execute(context(FakeTI(1), run_start=run_start))
     second = create_op(emu).execute(context(FakeTI(2), run_start=run_start))
     assert second == first
@@ -369,7 +369,7 @@ def test_without_state_store_a_retry_adopts_an_order_created_since_the_run_start
 
 def test_without_state_store_an_order_older_than_the_run_is_not_adopted(emu: Any) -> None:
     older = create_op(emu).execute(context(FakeTI(1)))
-    run_start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)  # the run started after it
+    run_start = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)  # the run started after it
     mine = create_op(emu).execute(context(FakeTI(2), run_start=run_start))
     assert mine != older
     assert emu.control.order_count() == 2
@@ -492,15 +492,15 @@ def test_cancel_unknown_order_fails_without_retry(emu: Any) -> None:
 @pytest.mark.parametrize(
     ("cancel_at", "renewed", "coverage_until"),
     [
-        (dt.datetime(2026, 6, 30, 23, 59, tzinfo=dt.timezone.utc), None, "2026-06-30"),
-        (dt.datetime(2026, 7, 1, 0, 1, tzinfo=dt.timezone.utc), "2026-07", "2026-07-31"),
+        (dt.datetime(2026, 6, 30, 23, 59, tzinfo=dt.UTC), None, "2026-06-30"),
+        (dt.datetime(2026, 7, 1, 0, 1, tzinfo=dt.UTC), "2026-07", "2026-07-31"),
     ],
     ids=["before-cutoff", "after-cutoff"],
 )
 def test_cancel_around_the_cutoff(
     emu: Any, emulator_now: Any, cancel_at: dt.datetime, renewed: str | None, coverage_until: str
 ) -> None:
-    emu.control.set_time(dt.datetime(2026, 6, 10, 12, 0, tzinfo=dt.timezone.utc))
+    emu.control.set_time(dt.datetime(2026, 6, 10, 12, 0, tzinfo=dt.UTC))
     guid = create_op(emu, date_from="2026-06-01").execute(context(FakeTI(), DictStore()))
     emu.control.set_time(cancel_at)
 
@@ -520,5 +520,5 @@ def test_cancel_around_the_cutoff(
         assert "will not renew for 2026-07" in result["message"]
         assert result["cutoff"] == "2026-07-01T00:00:00Z"
     # A month later nothing renews any more.
-    emu.control.set_time(dt.datetime(2026, 9, 2, tzinfo=dt.timezone.utc))
+    emu.control.set_time(dt.datetime(2026, 9, 2, tzinfo=dt.UTC))
     assert len([c for c in emu.control.charges("renewal") if c["order"] == guid]) == len(renewals)

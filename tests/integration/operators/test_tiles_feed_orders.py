@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.dag]
 
 def test_search_output_keys_feed_downstream_tasks(write_dag, clearsky_emulator, monkeypatch):
     clearsky_emulator.set_airflow_connection(monkeypatch)
-    clearsky_emulator.control.set_time(dt.datetime(2025, 6, 2, tzinfo=dt.timezone.utc))
+    clearsky_emulator.control.set_time(dt.datetime(2025, 6, 2, tzinfo=dt.UTC))
     dag = write_dag(
         "clearsky_tiles_feed",
         """

@@ -37,7 +37,7 @@ from airflow_provider_clearsky._compat import (
 from airflow_provider_clearsky.exceptions import ClearSkyError
 from tests.support.orders_support import DictStore, FakeTI, context
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 START = dt.datetime(2025, 6, 10, 12, tzinfo=UTC)
 CONSTELLATIONS = ["Sentinel1", "Sentinel2", "Landsat89"]
 # The order's area (a 0.05° square near Frankfurt) and the field inside it that is downloaded and waited for.

@@ -15,7 +15,7 @@ from airflow_provider_clearsky.models import OrderRequest
 
 FIELD = "POLYGON ((8.61 50.11, 8.64 50.11, 8.64 50.14, 8.61 50.14, 8.61 50.11))"
 STRATUS2 = ["Sentinel1", "Sentinel2", "Landsat89"]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, emu: EmulatorHandle, api_key: str | None = None) -> None:

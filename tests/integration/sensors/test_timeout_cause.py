@@ -103,7 +103,7 @@ def test_timeout_without_failures_names_the_last_status_only(emu: EmulatorHandle
 def test_reschedule_timeout_during_an_outage_names_the_last_error(emu: EmulatorHandle) -> None:
     guid = place_order()
     emu.control.add_fault("503", path=DETAILS, times=0)
-    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     with pytest.raises(AirflowSensorTimeout) as timeout:
         status_sensor(guid, mode="reschedule").execute({"ti": RescheduledTI(long_ago)})  # type: ignore[arg-type]
     text = str(timeout.value)

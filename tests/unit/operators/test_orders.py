@@ -36,7 +36,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> BodySpy:
     return install_spy(monkeypatch)
 
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TILE_A = "c3528462-02fc-4301-bb37-8d226b45f149"
 TILE_B = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 

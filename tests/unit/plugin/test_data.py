@@ -9,7 +9,7 @@ from airflow_provider_clearsky.plugin import data, views
 
 
 def record(kind: str, dag_id: str = "d", when: str = "2025-06-01", **value: object) -> data.Record:
-    stamp = dt.datetime.fromisoformat(when).replace(tzinfo=dt.timezone.utc)
+    stamp = dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC)
     return data.Record(dag_id, "r", "t", -1, stamp, {"kind": kind, "conn_id": "c", **value})
 
 
@@ -36,8 +36,8 @@ def test_one_request_per_endpoint_while_cached_even_when_views_arrive_together()
 
 
 def test_renewal_and_cancel_cutoff_is_midnight_utc_on_the_first_of_next_month() -> None:
-    now = dt.datetime(2025, 12, 30, 22, 15, tzinfo=dt.timezone.utc)
-    assert data.next_cutoff(now) == dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2025, 12, 30, 22, 15, tzinfo=dt.UTC)
+    assert data.next_cutoff(now) == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     assert data.countdown(data.next_cutoff(now), now) == "1 d 1 h 45 min"
     assert data.countdown(now, now + dt.timedelta(hours=1)) == "0 d 0 h 0 min"
 

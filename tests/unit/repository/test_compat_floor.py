@@ -8,9 +8,9 @@ common-compat, so the floor is a tested claim rather than a guess.
 from __future__ import annotations
 
 import importlib.metadata
+import tomllib
 from pathlib import Path
 
-import tomllib
 from packaging.requirements import Requirement
 
 from airflow_provider_clearsky._compat import airflow_version

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_clearsky.utils.windows import previous_month, previous_week, previous_window, window_for
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CPH = pendulum.timezone("Europe/Copenhagen")
 
 
