@@ -55,9 +55,11 @@ class ApiCall(Generic[T]):
 
     @property
     def endpoint(self) -> str:
+        """The method and path, as errors and logs name the call (``"GET /api/..."``)."""
         return f"{self.method} {self.path}"
 
     def build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """Return the request for ``client``, which adds the base URL and the API key."""
         return client.build_request(self.method, self.path, json=self.json, params=self.params)
 
 
@@ -72,6 +74,7 @@ class RetryPolicy:
     sleep: Callable[[float], Any] | None = field(default=None, compare=False)
 
     def wait(self, retry_state: tenacity.RetryCallState) -> float:
+        """Return the seconds to wait before the next try: the server's ``Retry-After`` (capped), else backoff."""
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
@@ -143,6 +146,7 @@ def _maybe_processed(error: ClearSkyError) -> bool:
 
 
 def transport_error(call: ApiCall[Any], error: httpx.TransportError) -> TransportError:
+    """Return the provider's error for ``error``, noting whether the request may have reached the server."""
     never_connected = isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
     # httpx's own texts name the failure (refused, timed out, peer closed), never the request's headers.
     detail = str(error) or type(error).__name__
@@ -219,6 +223,7 @@ def is_page(response: httpx.Response) -> bool:
 
 
 def is_json(response: httpx.Response) -> bool:
+    """Tell whether ``response`` declares a JSON body (``application/json`` or a ``+json`` type)."""
     return "application/json" in response.headers.get("content-type", "").lower() or "+json" in response.headers.get(
         "content-type", ""
     )

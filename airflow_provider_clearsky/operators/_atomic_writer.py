@@ -52,6 +52,7 @@ class BackgroundSha256:
         self._hexdigest: str | None = None
 
     def update(self, chunk: bytes) -> None:
+        """Add ``chunk`` to the hash (handed to the helper thread once a block is full)."""
         self._pending.append(chunk)
         self._pending_size += len(chunk)
         if self._pending_size >= HASH_BLOCK:
@@ -79,6 +80,7 @@ class BackgroundSha256:
             self._queue = self._thread = None
 
     def hexdigest(self) -> str:
+        """Return the SHA-256 of every byte added, as hex; waits for the helper thread and ends it."""
         if self._hexdigest is None:
             self._stop()  # everything handed over is hashed, in order
             for chunk in self._pending:
@@ -132,9 +134,11 @@ class AtomicWriter:
 
     @property
     def temporary(self) -> ObjectStoragePath | None:
+        """The temporary file or object the bytes go to, or None (an S3 multipart upload writes the final key)."""
         return getattr(self._sink, "temporary", None)
 
     def write(self, chunk: bytes) -> None:
+        """Write ``chunk`` and add it to the hash and the size."""
         assert self._sink is not None
         with unwritable_as_destination_error():
             self._sink.write(chunk)
@@ -143,6 +147,7 @@ class AtomicWriter:
 
     @property
     def sha256(self) -> str:
+        """The SHA-256 of the bytes written, as hex (final once :meth:`finish` has run)."""
         return self._digest.hexdigest()
 
     def finish(self, expected_size: int | None) -> None:
@@ -171,6 +176,7 @@ class AtomicWriter:
         return kept
 
     def abort(self) -> None:
+        """Drop what was written, unless it is committed; safe to call more than once."""
         self._digest.close()
         if self._sink is not None and not self._committed:
             self._sink.abort()

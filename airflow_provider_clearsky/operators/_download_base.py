@@ -158,6 +158,7 @@ class DownloadOperatorBase(BaseOperator):
     # ------------------------------------------------------------------ execute
 
     def execute(self, context: Context) -> str | list[str]:
+        """Download every file not yet complete at its final name; return the URIs (one, or a list)."""
         self._mask_upload_url()
         self._check_arguments()
         targets = self._targets()

@@ -31,6 +31,7 @@ DEFAULT_STALE_AFTER = dt.timedelta(hours=24)
 
 
 def provider_version() -> str:
+    """Return this package's version, which every sidecar records."""
     from airflow_provider_clearsky import __version__
 
     return __version__

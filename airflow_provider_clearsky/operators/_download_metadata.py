@@ -93,6 +93,7 @@ def sidecar_document(
     duration_seconds: float,
     provider_version: str,
 ) -> dict[str, Any]:
+    """Return the sidecar of one downloaded file (its fields: docs/operators-download.md#sidecar-filejson)."""
     return {
         "clearsky_sidecar_version": SIDECAR_VERSION,
         "kind": kind,
@@ -125,6 +126,8 @@ def sidecar_matches(document: Mapping[str, Any] | None, key: str) -> tuple[bool,
 
 
 def bbox_of(geojson: Mapping[str, Any]) -> list[float]:
+    """Return the ``[west, south, east, north]`` bounds of a GeoJSON geometry, for a STAC ``bbox``."""
+
     def points(value: Any) -> Iterable[tuple[float, float]]:
         if value and isinstance(value[0], (int, float)):
             yield float(value[0]), float(value[1])

@@ -36,6 +36,7 @@ class DownloadTarget:
 
     @classmethod
     def of(cls, kind: str, request: ImageryRequest, guid: str | None = None) -> DownloadTarget:
+        """Return the target of ``request``, keyed by its settings (which never contain the upload URL)."""
         settings = request.estimate_payload()  # never contains the upload URL
         return cls(kind=kind, request=request, settings=settings, key=meta.request_key(settings), guid=guid)
 
@@ -46,6 +47,7 @@ class DownloadTarget:
 
     @property
     def sidecar_path(self) -> ObjectStoragePath:
+        """The sidecar's path, ``<file>.json`` beside the final file (known once ``final`` is set)."""
         assert self.final is not None
         return self.final.parent / (self.final.name + meta.SIDECAR_SUFFIX)
 

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 class Log(Protocol):
     """What a task's logger offers (``logging.Logger`` or structlog's)."""
 
-    def info(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+    def info(self, event: Any, *args: Any, **kw: Any) -> Any:
+        """Log ``event`` (a %-format string) with ``args`` at level INFO."""
 
-    def warning(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+    def warning(self, event: Any, *args: Any, **kw: Any) -> Any:
+        """Log ``event`` (a %-format string) with ``args`` at level WARNING."""
 
 
 # One semaphore per (connection id, base URL) for the whole process: however many operators or threads
@@ -40,6 +42,7 @@ def connection_slots(conn_id: str, base_url: str, limit: int) -> threading.Bound
 
 
 def human_bytes(count: float) -> str:
+    """Return ``count`` bytes for a log line, in B, KiB, MiB or GiB (``"12.3 MiB"``)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(count) < 1024 or unit == "GiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
@@ -77,6 +80,7 @@ class Progress:
         self._next_percent = step_percent
 
     def update(self, received: int) -> None:
+        """Note that ``received`` bytes have arrived in all; log them if a step or the interval is due."""
         self.received = received
         now = self.clock()
         percent = received * 100 // self.total if self.total else None
@@ -93,9 +97,11 @@ class Progress:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the request was sent (never zero, so a rate can be divided by it)."""
         return max(self.clock() - self.started, 1e-9)
 
     def finish(self) -> None:
+        """Log the summary: bytes received, seconds since the request and the mean rate."""
         seconds = self.elapsed
         self.log.info(
             "%s: done, %s (%d bytes) in %.2f s since the request, %s/s",

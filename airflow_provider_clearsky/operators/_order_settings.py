@@ -51,6 +51,7 @@ class _ClearSkyOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> ClearSkyHook:
+        """The hook of ``clearsky_conn_id``, made on first use (not at DAG parse)."""
         from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 
         return ClearSkyHook(clearsky_conn_id=self.clearsky_conn_id)

@@ -72,6 +72,7 @@ def storage_path(location: str) -> ObjectStoragePath:
 
 
 def is_local(path: ObjectStoragePath) -> bool:
+    """Tell whether ``path`` is on a local disk (``file://`` or no scheme)."""
     return (path.protocol or "") in LOCAL_PROTOCOLS
 
 
@@ -101,10 +102,12 @@ def filesystem(path: ObjectStoragePath) -> AbstractFileSystem:
 
 
 def exists(path: ObjectStoragePath) -> bool:
+    """Tell whether a file or object is stored at ``path``."""
     return bool(filesystem(path).exists(path.path))
 
 
 def size_of(path: ObjectStoragePath) -> int:
+    """Return the size in bytes of the file stored at ``path``."""
     return int(filesystem(path).size(path.path))
 
 
@@ -128,6 +131,7 @@ def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
 
 
 def remove(path: ObjectStoragePath) -> None:
+    """Delete ``path`` if it is there; cleanup never fails the task."""
     with contextlib.suppress(FileNotFoundError, OSError):
         filesystem(path).rm(path.path)
 
@@ -136,6 +140,7 @@ TEMPORARY_SUFFIX = ".part"
 
 
 def temporary_sibling(final: ObjectStoragePath, suffix: str = TEMPORARY_SUFFIX) -> ObjectStoragePath:
+    """Return a fresh hidden name next to ``final`` (``.<name>.<random><suffix>``), the shape cleaners look for."""
     return final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}{suffix}"
 
 

@@ -31,15 +31,18 @@ class Sink:
     """Where the bytes of one download go until they are committed (or dropped)."""
 
     def write(self, chunk: bytes) -> None:
+        """Write the next ``chunk`` of the download."""
         raise NotImplementedError
 
     def close(self) -> None:
-        """Every byte is written (not yet visible at the final name)."""
+        """Write out the last bytes: every byte is stored, not yet visible at the final name."""
 
     def commit(self, final: ObjectStoragePath) -> None:
+        """Make the closed download appear at ``final``, whole, at once."""
         raise NotImplementedError
 
     def abort(self) -> None:
+        """Drop what was written; never raises for what is already gone."""
         raise NotImplementedError
 
 
@@ -49,9 +52,11 @@ class FileSink(Sink):
     _handle: Any
 
     def write(self, chunk: bytes) -> None:
+        """Write ``chunk`` to the open file."""
         self._handle.write(chunk)
 
     def close(self) -> None:
+        """Close the file (once; later calls do nothing)."""
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.close()
@@ -81,9 +86,11 @@ class LocalSink(FileSink):
             raise
 
     def commit(self, final: ObjectStoragePath) -> None:
+        """Rename the temporary file to ``final`` (atomic on one file system)."""
         os.replace(self.temporary.path, final.path)
 
     def abort(self) -> None:
+        """Close and delete the temporary file."""
         if self._handle is not None:
             with contextlib.suppress(Exception):
                 self._handle.close()
@@ -104,9 +111,11 @@ class MoveSink(FileSink):
         self._handle: Any = fs.open(self.temporary.path, "wb")
 
     def commit(self, final: ObjectStoragePath) -> None:
+        """Copy the temporary object to ``final`` and delete it."""
         move(self.temporary, final)
 
     def abort(self) -> None:
+        """Discard a half-done upload of the temporary object, then delete it."""
         if self._handle is not None:
             with contextlib.suppress(Exception):
                 discard = getattr(self._handle, "discard", None)  # drop a half-done upload
@@ -133,6 +142,7 @@ class MultipartSink(Sink):
         self._buffer = bytearray()
 
     def write(self, chunk: bytes) -> None:
+        """Buffer ``chunk``, uploading a part whenever ``PART_SIZE`` bytes are buffered."""
         self._buffer += chunk
         if len(self._buffer) >= PART_SIZE:
             self._upload_part()
@@ -146,10 +156,12 @@ class MultipartSink(Sink):
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
 
     def close(self) -> None:
+        """Upload the buffered rest as the last part."""
         if self._buffer or not self._parts:
             self._upload_part()  # the last part may be small; an empty file is one empty part
 
     def commit(self, final: ObjectStoragePath) -> None:
+        """Complete the multipart upload: the object appears at its key, whole."""
         self._fs.call_s3(
             "complete_multipart_upload",
             Bucket=self._bucket,
@@ -160,12 +172,14 @@ class MultipartSink(Sink):
         self._fs.invalidate_cache(final.path)
 
     def abort(self) -> None:
+        """Abort the multipart upload, so S3 keeps (and bills) none of its parts."""
         self._buffer = bytearray()
         with contextlib.suppress(Exception):
             self._fs.call_s3("abort_multipart_upload", Bucket=self._bucket, Key=self._key, UploadId=self.upload_id)
 
 
 def open_sink(final: ObjectStoragePath) -> Sink:
+    """Return the sink for ``final``'s store: local file, S3 multipart upload, or temporary object."""
     if is_local(final):
         return LocalSink(final)
     if final.protocol in MULTIPART_PROTOCOLS and hasattr(filesystem(final), "call_s3"):
