@@ -25,12 +25,9 @@ if TYPE_CHECKING:
 class ClearSkyCancelOrderOperator(_ClearSkyOperator):
     """Cancel an order: fully while it is in Review, or stop a recurring order's next renewal.
 
-    It fetches the order first and logs what the cancel will do under ClearSKY's rules: in Review the order
-    is withdrawn completely; after acceptance a recurring order only stops renewing (the cut-off is 00:00 UTC
-    on the 1st of the next month; past it, this month's renewal has already happened and the cancel stops the
-    following one); an accepted historical order cannot be cancelled and the task fails, changing nothing.
-    Cancelling an order that is already cancelled succeeds quietly; cancelling an accepted recurring order
-    again sends the cancel again (no documented field says its renewal was already stopped).
+    It fetches the order and logs what the cancel will do before sending it; an accepted historical order
+    cannot be cancelled, and the task fails, changing nothing. The result says what the cancel did, read
+    after its answer. See docs/operators-orders.md#clearskycancelorderoperator.
 
     Returns (XCom) ``{"order_guid", "outcome", "status_before", "status_after", "recurring", "cutoff",
     "renewal_already_happened_for", "coverage_until", "message"}`` plus any attribution notice. ``outcome``

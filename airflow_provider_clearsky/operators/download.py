@@ -1,21 +1,13 @@
 """Download paid imagery to any storage, once, completely, with flat memory.
 
-``ClearSkyDownloadCompositeOperator`` downloads a composite for an area and a date;
-``ClearSkyDownloadTileOperator`` downloads tiles and minitiles by GUID. Both share one machinery:
-
-1. settings validated before any request (bad input fails at once, without retries);
-2. the final file name is known before paying (a template, or a deterministic default), so an existing,
-   complete file (size and checksum recorded in its sidecar) is returned without any request: a retry or
-   a re-run never pays twice;
-3. account limits (``MaxCompositeAreaKm2``, ``MaxTotalBands``) and, optionally, the processing-unit
-   estimate are checked before the download (by the API itself for a single file: it refuses, uncharged);
-4. the bytes stream in chunks to a temporary name next to the final one and are moved into place only
-   when ``Content-Length`` bytes arrived; a sidecar ``<file>.json`` (settings, order GUID, SHA-256, size,
-   attribution notices) and, optionally, a STAC Item ``<file>.stac.json`` are written beside the file.
+``ClearSkyDownloadCompositeOperator`` (a composite for an area and a date) and ``ClearSkyDownloadTileOperator``
+(tiles and minitiles by GUID) share one machinery: a complete file already at its final name is never paid for
+again, and nothing appears at the final name unless it is complete, with its sidecar. See
+docs/operators-download.md#download-operators.
 
 This module holds the operators and the paid requests (what their failures mean); the arguments, file names
 and reports are in ``_download_base``, the checks in ``_download_checks``, the commit and its recovery in
-``_download_commit``. See ``docs/operators-download.md``.
+``_download_commit``.
 """
 
 from __future__ import annotations

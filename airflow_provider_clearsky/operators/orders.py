@@ -1,15 +1,8 @@
-"""Operators that price and place ClearSKY tasking orders (cancel and tile search have their own modules).
+"""Operators that price and place ClearSKY tasking orders: estimate (free) and create (within budget, never twice).
 
-* :class:`ClearSkyEstimateOrderOperator`: price and candidate dates of an order (free).
-* :class:`ClearSkyCreateOrderOperator`: estimate, refuse above budget, then create, never twice.
-* :class:`ClearSkyCancelOrderOperator`: cancel an order in Review or stop a recurring order's renewal.
-* :class:`ClearSkySearchTilesOperator` / :class:`ClearSkyOptimizeTilesOperator`: tile and minitile GUIDs of
-  an area, to feed tile-mode orders.
-
-Every user-facing argument is templated; ``wkt`` and ``geojson`` may name a ``.wkt`` / ``.geojson`` file
-(read relative to the DAG folder or ``template_searchpath``). Nothing is checked or converted in
-``__init__``: settings are validated in ``execute``, before any request, and bad settings fail the task
-without retries (:class:`AirflowFailException`).
+The cancel and tile operators have their own modules (:mod:`.cancel`, :mod:`.tiles`) and are still importable
+from here. Settings are validated in ``execute``, before any request; bad settings fail the task without
+retries. See docs/operators-orders.md#ordering-operators.
 """
 
 from __future__ import annotations
@@ -467,6 +460,7 @@ class ClearSkyCreateOrderOperator(ResumableJobMixin, _OrderLookupOperator):
 
 
 def utc_iso(moment: dt.datetime) -> str:
+    """Return ``moment`` in UTC as ISO 8601 with a ``Z`` (``2026-07-01T00:00:00Z``), as records and logs show it."""
     return coercion.utc(moment).isoformat().replace("+00:00", "Z")
 
 

@@ -40,19 +40,10 @@ class ClearSkyWaitFailed(AirflowFailException):
 
 
 class ClearSkyBaseSensor(BaseSensorOperator):
-    """Base of the ClearSKY sensors: poke, reschedule or deferrable, with the provider's failure rules.
+    """Base of the ClearSKY sensors: poke, reschedule or deferrable, with the same failure rules in every mode.
 
-    * ``deferrable`` (default ``[operators] default_deferrable``): one check on the worker, then the wait
-      moves to the triggerer; ``mode`` is then irrelevant.
-    * Terminal business failures raise :class:`ClearSkyWaitFailed` at once (no retries).
-    * API errors, left after the hook's own retries, are decided by the one error policy
-      (:data:`~airflow_provider_clearsky.exceptions.ERROR_POLICIES`), in every mode alike: transient ones
-      (429, 5xx, timeouts, dropped connections) are logged and the wait goes on; 4xx and bad input fail at once.
-    * ``soft_fail`` keeps Airflow's meaning: the task is skipped instead of failed, on a timeout and on the
-      failures above, in every mode.
-    * ``skip_on_timeout``: the task is skipped on timeout only; every other failure still fails it.
-    * ``exponential_backoff`` (default True here) grows the interval between checks up to ``max_wait``
-      (default one hour), in every mode.
+    Errors are decided by the one error policy (:data:`~airflow_provider_clearsky.exceptions.ERROR_POLICIES`).
+    See docs/sensors.md#three-ways-to-wait and docs/sensors.md#failure-behaviour-both-sensors.
     """
 
     template_fields: Sequence[str] = ("clearsky_conn_id",)
@@ -79,6 +70,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> ClearSkyHook:
+        """The hook of ``clearsky_conn_id``, made on first use (not at DAG parse)."""
         from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 
         return ClearSkyHook(self.clearsky_conn_id)
@@ -103,6 +95,10 @@ class ClearSkyBaseSensor(BaseSensorOperator):
     # ------------------------------------------------------------------ waiting
 
     def execute(self, context: Context) -> Any:
+        """Wait in the sensor's mode; return what the last check returns (the XCom value).
+
+        Deferrable: check once here, and defer to the trigger only when the wait is not over.
+        """
         if self.deferrable:
             # One check first: no trip through the triggerer when the wait is already over.
             done = self._first_check(context)

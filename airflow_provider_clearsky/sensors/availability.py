@@ -36,21 +36,10 @@ def _name_arguments(error: InvalidRequestError) -> str:
 class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     """Waits until ClearSKY imagery is ready for an area and dates; returns the ready dates (ISO strings).
 
-    Ready (docs/api.md#availability) means, for the exact download settings: fully available (or partially, with
-    ``allow_partial``), covered by the caller's orders, and available to the user. The returned list feeds
-    ``.expand()`` of a download task directly.
-
-    Give either ``dates`` or a window ``date_from``/``date_to`` (typically the DAG run's month):
-
-    * ``dates``: each date counts. ``ready_when="all"`` waits for every date and fails at once if a date
-      can never be ready (no order covers the area, no order schedules an image that day, or its imagery
-      has expired). ``ready_when="any"`` succeeds with the dates ready so far as soon as one is, and fails
-      only when none can ever be.
-    * window: the window's image dates count (days no order schedules are ignored). ``"all"`` waits until
-      every image date of the window is ready (fails if one has expired); ``"any"`` succeeds as soon as one
-      is. A window without any image date, or an area no order covers, fails at once.
-
-    Poke, reschedule or deferrable (default ``[operators] default_deferrable``).
+    Ready means ready for the exact download settings, so the returned list feeds ``.expand()`` of a download
+    task directly. Give either ``dates`` or a window ``date_from``/``date_to`` (typically the DAG run's month);
+    a date that can never be ready fails the task at once. See docs/sensors.md#what-ready-means,
+    docs/sensors.md#explicit-dates and docs/sensors.md#a-window-date_from-to-date_to.
 
     :param wkt: the area as WKT, or a ``.wkt`` file path (read through ``template_ext``); templated.
     :param geojson: the area as GeoJSON (dict or text; geometry, Feature or FeatureCollection), or a

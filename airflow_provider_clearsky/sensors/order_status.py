@@ -20,14 +20,8 @@ if TYPE_CHECKING:
 class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
     """Waits until a ClearSKY order reaches a target status; returns the order as small JSON.
 
-    By default the wait ends at ``Completed`` for a historical order and ``UpToDate`` for a recurring one:
-    ``recurring`` says which was ordered (the create operator knows it: its ``order_summary`` XCom has
-    ``recurring``); without it, the order's ``To`` as the API reports it decides. A terminal business
-    failure (``Canceled``, a denial) fails the task at once, without retries, with the order GUID and status
-    in the message.
-
-    Poke, reschedule or deferrable (default ``[operators] default_deferrable``). Deferred sensors of one
-    connection share one order-list request per poll interval in the triggerer.
+    A canceled or denied order fails the task at once, without retries. Deferred sensors of one connection
+    share one order-list request per poll interval. See docs/sensors.md#clearskyorderstatussensor.
 
     :param order_guid: the order's GUID (templated), e.g. ``{{ ti.xcom_pull(task_ids='create_order') }}``
         (the create operator returns the GUID).

@@ -1,16 +1,8 @@
 """Polling machinery shared by the ClearSKY triggers: backoff, deadlines, error kinds, and sharing.
 
-Two things are shared inside one triggerer (one event loop):
-
-* **One connection pool per connection.** :func:`shared_hook` hands every trigger of a connection the same
-  :class:`~airflow_provider_clearsky.hooks.clearsky.ClearSkyHook` (so one ``httpx.AsyncClient``). The client
-  is closed when the last trigger using it lets go.
-* **One order-list request per poll interval per connection.** :class:`OrderPoller` runs one
-  ``alist_orders`` per interval for all order-status triggers of a connection and fans the orders out to
-  every waiter. It starts with its first waiter and stops (closing its lease on the client) with its last.
-
-Everything is keyed by event loop, so tests that run many loops, and triggerers, never share state across
-loops. Nothing here blocks the event loop.
+Inside one triggerer, the triggers of a connection share one connection pool (:func:`shared_hook`) and one
+order-list request per poll interval (:class:`OrderPoller`); all state is kept per event loop, and nothing
+here blocks it. See docs/sensors.md#shared-polling.
 """
 
 from __future__ import annotations
@@ -54,10 +46,12 @@ class FailedChecks:
     last: str | None = None
 
     def failed(self, error: BaseException) -> None:
+        """Count one more failed check, remembering ``error`` as the last."""
         self.count += 1
         self.last = str(error) or type(error).__name__
 
     def answered(self) -> None:
+        """Forget the failures: a check got an answer."""
         self.count, self.last = 0, None
 
     def note(self) -> str:
@@ -166,6 +160,7 @@ def active_clients() -> int:
 
 
 def active_pollers() -> int:
+    """Return the number of order pollers running in this event loop (tests and the benchmark check for leaks)."""
     state = _loops.get(asyncio.get_running_loop())
     return len(state.pollers) if state else 0
 
@@ -186,6 +181,7 @@ class OrderWaiter:
         self._result: TaskOrder | BaseException | None = None
 
     def deliver(self, result: TaskOrder | BaseException) -> None:
+        """Hand the waiter the order as of this poll, or the error that ends its wait, and wake it."""
         if not isinstance(result, BaseException):
             self.failures.answered()
         self._result = result
@@ -222,9 +218,11 @@ class OrderPoller:
 
     @property
     def waiters(self) -> int:
+        """The number of waiters the poller serves now."""
         return len(self._waiters)
 
     def add(self, waiter: OrderWaiter) -> None:
+        """Serve ``waiter`` from the next poll on, starting the polling task if it is not running."""
         self._waiters.add(waiter)
         self._wake.set()
         if self._task is None:
@@ -233,6 +231,7 @@ class OrderPoller:
             )
 
     def remove(self, waiter: OrderWaiter) -> None:
+        """Stop serving ``waiter``; the polling task ends once nobody is left."""
         self._waiters.discard(waiter)
         self._wake.set()  # the loop notices it has nobody left and stops
 
