@@ -84,7 +84,7 @@ class RetryPolicy:
 
 
 def is_retryable(call: ApiCall[Any], error: BaseException) -> bool:
-    """Whether sending ``call`` again is both useful and safe after ``error``."""
+    """Tell whether sending ``call`` again is both useful and safe after ``error``."""
     if isinstance(error, RateLimitedError):
         return True  # the server refused the request outright, so it did nothing
     if isinstance(error, TransportError):
@@ -96,7 +96,7 @@ def is_retryable(call: ApiCall[Any], error: BaseException) -> bool:
 
 
 def retrying_kwargs(policy: RetryPolicy, call: ApiCall[Any], *, asynchronous: bool = False) -> dict[str, Any]:
-    """Arguments for ``tenacity.Retrying`` (or ``AsyncRetrying`` when ``asynchronous``) for one call."""
+    """Return the arguments of ``tenacity.Retrying`` (or ``AsyncRetrying`` when ``asynchronous``) for one call."""
 
     def log_retry(retry_state: tenacity.RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -154,7 +154,7 @@ def transport_error(call: ApiCall[Any], error: httpx.TransportError) -> Transpor
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """``Retry-After`` as seconds, from either a number or an HTTP date."""
+    """Return ``Retry-After`` as seconds, from either a number or an HTTP date."""
     value = response.headers.get("retry-after")
     if not value:
         return None
@@ -217,7 +217,7 @@ def api_error(call: ApiCall[Any], response: httpx.Response, body: Any) -> ClearS
 
 
 def is_page(response: httpx.Response) -> bool:
-    """Tell an HTML or plain-text page (a proxy's or load balancer's), never a file the API produced."""
+    """Tell whether the answer is an HTML or plain-text page (a proxy's), never a file the API produced."""
     content_type = response.headers.get("content-type", "").lower()
     return bool(content_type.startswith(("text/html", "text/plain", "application/xhtml")))
 

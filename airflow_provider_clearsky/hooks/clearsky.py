@@ -103,7 +103,7 @@ class ClearSkyHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Typed option fields for Airflow before 3.2 (3.2+ reads the provider info's ``conn-fields``)."""
+        """Return typed option fields for Airflow before 3.2 (3.2+ reads the provider info's ``conn-fields``)."""
         from airflow_provider_clearsky.connection import form_widgets
 
         return form_widgets()
@@ -211,7 +211,7 @@ class ClearSkyHook(BaseHook):
         self.close()
 
     def test_connection(self) -> tuple[bool, str]:
-        """One read-only authenticated call; never raises and never echoes the key."""
+        """Test the connection with one read-only authenticated call; never raises and never echoes the key."""
         try:
             info = self.get_account_info()
         except ClearSkyError as error:
@@ -319,7 +319,7 @@ class ClearSkyHook(BaseHook):
     # ----------------------------------------------------------------- orders
 
     def estimate_order(self, order: OrderRequest, *, simulated_euro_usage: float | None = None) -> OrderEstimate:
-        """Price and candidate image dates of an order; free, and identical in body to the create.
+        """Return the price and candidate image dates of an order; free, and identical in body to the create.
 
         ``simulated_euro_usage``: estimate as if this many EUR were already spent this month (spend tiers).
         """

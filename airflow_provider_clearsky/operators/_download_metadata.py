@@ -28,7 +28,7 @@ NOTICE_NAME = re.compile(r"attribution|licen[cs]e|provenance|copyright|notice", 
 
 
 def request_key(settings: Mapping[str, Any]) -> str:
-    """SHA-256 of the download settings as canonical JSON (sorted keys, no whitespace)."""
+    """Return the SHA-256 of the download settings as canonical JSON (sorted keys, no whitespace)."""
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -69,7 +69,7 @@ def filename_fields(kind: str, settings: Mapping[str, Any], key: str, guid: str 
 
 
 def notices(source: str, fields: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Attribution-like entries of ``fields`` (headers or unknown response fields), keyed ``source:name``."""
+    """Return the attribution-like entries of ``fields`` (headers or unknown response fields), keyed ``source:name``."""
     if not fields:
         return {}
     return {f"{source}:{name}": value for name, value in fields.items() if NOTICE_NAME.search(str(name))}
@@ -115,7 +115,7 @@ def sidecar_document(
 
 
 def sidecar_matches(document: Mapping[str, Any] | None, key: str) -> tuple[bool, str]:
-    """Whether a sidecar describes a complete download of the request ``key``; else why not."""
+    """Tell whether a sidecar describes a complete download of the request ``key``; else why not."""
     if document is None:
         return False, "it has no readable sidecar"
     if document.get("request_key") != key:

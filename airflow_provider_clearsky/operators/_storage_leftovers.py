@@ -31,7 +31,7 @@ KEPT_SUFFIX = ".complete"
 
 
 def kept_name(final: ObjectStoragePath, key: str, size: int, sha256: str) -> ObjectStoragePath:
-    """Where complete, paid bytes wait when their metadata could not be written (a later run finishes them)."""
+    """Return where complete, paid bytes wait when their metadata could not be written (a later run finishes them)."""
     return final.parent / f".{final.name}.{key[:16]}.{size}.{sha256}{KEPT_SUFFIX}"
 
 

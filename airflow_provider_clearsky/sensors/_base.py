@@ -142,7 +142,7 @@ class ClearSkyBaseSensor(BaseSensorOperator):
         return f"timed out after {float(self.timeout):g} s waiting for {self._waiting_for()}{self._failures.note()}"
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Airflow's resumption (``soft_fail`` skips any failure), plus ``skip_on_timeout`` for the backstop."""
+        """Resume as Airflow does (``soft_fail`` skips any failure); ``skip_on_timeout`` skips its backstop timeout."""
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSensorTimeout as timeout:  # Airflow's deferral timeout, after the trigger's own deadline

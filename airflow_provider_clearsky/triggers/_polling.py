@@ -29,12 +29,12 @@ COALESCE_SECONDS = 0.05
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether the error policy waits ``error`` out (429, 5xx, timeouts, dropped connections...)."""
+    """Tell whether the error policy waits ``error`` out (429, 5xx, timeouts, dropped connections...)."""
     return error_policy(error, waiting=True) is ErrorPolicy.WAIT
 
 
 def is_fatal(error: BaseException) -> bool:
-    """Whether the error policy fails the wait at once, without task retries."""
+    """Tell whether the error policy fails the wait at once, without task retries."""
     return error_policy(error, waiting=True) is ErrorPolicy.FAIL
 
 
@@ -55,7 +55,10 @@ class FailedChecks:
         self.count, self.last = 0, None
 
     def note(self) -> str:
-        """``; the last 20 checks failed: [GET /api/tasking/orders, HTTP 503] ...`` (empty if none failed)."""
+        """Return what a timeout message adds (empty if no check failed).
+
+        For example ``; the last 20 checks failed: [GET /api/tasking/orders, HTTP 503] ...``.
+        """
         if not self.count:
             return ""
         checks = "the last check" if self.count == 1 else f"the last {self.count} checks"
@@ -66,7 +69,7 @@ class FailedChecks:
 
 
 def seconds_left(deadline: float | None) -> float | None:
-    """Seconds until a wall-clock deadline (``time.time()`` epoch), or None when there is none."""
+    """Return the seconds until a wall-clock deadline (``time.time()`` epoch), or None when there is none."""
     if deadline is None:
         return None
     return deadline - time.time()
@@ -154,7 +157,7 @@ async def shared_hook(conn_id: str) -> AsyncIterator[ClearSkyHook]:
 
 
 def active_clients() -> int:
-    """How many shared hooks are open in this event loop (tests and the benchmark check for leaks)."""
+    """Return the number of shared hooks open in this event loop (tests and the benchmark check for leaks)."""
     state = _loops.get(asyncio.get_running_loop())
     return len(state.hooks) if state else 0
 
