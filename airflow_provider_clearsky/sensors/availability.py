@@ -36,9 +36,9 @@ def _name_arguments(error: InvalidRequestError) -> str:
 class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
     """Waits until ClearSKY imagery is ready for an area and dates; returns the ready dates (ISO strings).
 
-    Ready means ready for the exact download settings, so the returned list feeds ``.expand()`` of a download
-    task directly. Give either ``dates`` or a window ``date_from``/``date_to`` (typically the DAG run's month);
-    a date that can never be ready fails the task at once. See docs/sensors.md#what-ready-means,
+    Ready means ready for the exact download settings (docs/sensors.md#what-ready-means), so the returned list
+    feeds ``.expand()`` of a download task directly. Give either ``dates`` or a window ``date_from``/``date_to``
+    (typically the DAG run's month); which dates count, and what fails at once, is in
     docs/sensors.md#explicit-dates and docs/sensors.md#a-window-date_from-to-date_to.
 
     :param wkt: the area as WKT, or a ``.wkt`` file path (read through ``template_ext``); templated.
