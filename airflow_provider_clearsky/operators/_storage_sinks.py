@@ -161,7 +161,13 @@ class MultipartSink(Sink):
             self._upload_part()  # the last part may be small; an empty file is one empty part
 
     def commit(self, final: ObjectStoragePath) -> None:
-        """Complete the multipart upload: the object appears at its key, whole."""
+        """Complete the multipart upload: the object appears at its key, whole.
+
+        An upload's key is fixed when it starts, so committing under another name (a paid file kept because
+        its metadata could not be written) completes it at its own key, copies it within S3 and deletes the
+        original: a crash in between leaves a file without sidecar at the final key, which a later run refuses
+        (never pays for) until someone looks.
+        """
         self._fs.call_s3(
             "complete_multipart_upload",
             Bucket=self._bucket,
@@ -169,7 +175,12 @@ class MultipartSink(Sink):
             UploadId=self.upload_id,
             MultipartUpload={"Parts": self._parts},
         )
-        self._fs.invalidate_cache(final.path)
+        self._fs.invalidate_cache(f"{self._bucket}/{self._key}")
+        _, key, _ = self._fs.split_path(final.path)
+        if key != self._key:
+            self._fs.copy(f"{self._bucket}/{self._key}", final.path)
+            self._fs.rm(f"{self._bucket}/{self._key}")
+            self._fs.invalidate_cache(final.path)
 
     def abort(self) -> None:
         """Abort the multipart upload, so S3 keeps (and bills) none of its parts."""

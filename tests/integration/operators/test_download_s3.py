@@ -200,3 +200,32 @@ def test_a_missing_bucket_fails_before_paying(emu: EmulatorHandle, s3: Any) -> N
     with pytest.raises(AirflowFailException, match=r"destination: .*Nothing was downloaded or paid"):
         composite(destination="s3://aws_default@no-such-bucket/runs", filename=NAME).execute({})
     assert charges(emu) == 0
+
+
+def test_a_complete_paid_object_is_kept_when_its_metadata_cannot_be_written(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_clearsky.operators import _storage as storage
+
+    write_json = storage.write_json_atomically
+
+    def no_stac(final: Any, document: dict[str, Any]) -> None:
+        if str(final).endswith(".stac.json"):
+            raise PermissionError(13, "Access Denied")
+        write_json(final, document)
+
+    monkeypatch.setattr(storage, "write_json_atomically", no_stac)
+    with pytest.raises(RetryableTaskError, match=r"kept as .*nothing is paid again"):
+        download()
+    kept = [key for key in keys(s3) if key.endswith(".complete")]
+    assert len(kept) == 1 and KEY not in keys(s3)  # nothing at the final key without its metadata
+    assert f"{KEY}.json" not in keys(s3) and open_uploads(s3) == []
+    assert charges(emu) == 1
+
+    monkeypatch.setattr(storage, "write_json_atomically", write_json)
+    uri = download()
+    assert uri.endswith(f"{BUCKET}/{KEY}") and keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"]
+    data = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
+    sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.json")["Body"].read())
+    assert sidecar["size"] == len(data) and sidecar["sha256"] == hashlib.sha256(data).hexdigest()
+    assert charges(emu) == 1  # the rerun wrote only the metadata
