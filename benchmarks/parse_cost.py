@@ -20,8 +20,10 @@ import tempfile
 VARIANTS = {
     "airflow.sdk only (baseline)": "",
     "airflow-provider-clearsky": (
-        "from airflow_provider_clearsky.operators.orders import (ClearSkyCancelOrderOperator, "
-        "ClearSkyCreateOrderOperator, ClearSkyEstimateOrderOperator, ClearSkySearchTilesOperator)\n"
+        "from airflow_provider_clearsky.operators.orders import (ClearSkyCreateOrderOperator, "
+        "ClearSkyEstimateOrderOperator)\n"
+        "from airflow_provider_clearsky.operators.cancel import ClearSkyCancelOrderOperator\n"
+        "from airflow_provider_clearsky.operators.tiles import ClearSkySearchTilesOperator\n"
         "from airflow_provider_clearsky.operators.download import (ClearSkyDownloadCompositeOperator, "
         "ClearSkyDownloadTileOperator)\n"
         "from airflow_provider_clearsky.sensors.order_status import ClearSkyOrderStatusSensor\n"
