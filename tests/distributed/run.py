@@ -182,12 +182,14 @@ class MemorySampler:
     def _run(self) -> None:
         page = os.sysconf("SC_PAGE_SIZE")
         while not self._stop.wait(2):
-            sessions = {p.popen.pid for p in self.stack.processes.values()} | {os.getsid(0)}
+            sessions = {p.popen.pid for p in self.stack.processes.values()}  # each process started has its own
+            driver = os.getpgid(0)  # this script (its session may hold unrelated processes of the caller)
             total = 0
             for stat in glob.glob("/proc/[0-9]*/stat"):
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-                    if int(fields[3]) in sessions:  # task runners have process groups of their own
+                    # by session: task runners have process groups of their own
+                    if int(fields[3]) in sessions or int(fields[2]) == driver:
                         total += int(fields[21]) * page  # rss in pages
             self.peak_bytes = max(self.peak_bytes, total)
 
