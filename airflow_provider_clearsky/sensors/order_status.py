@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky import records
 from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnValue
+from airflow_provider_clearsky.exceptions import ClearSkyError
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
 from airflow_provider_clearsky.triggers.order_status import ClearSkyOrderStatusTrigger
@@ -125,9 +126,26 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
             **self._poll_settings(),
         )
 
+    def _details_record(self, listed: Any) -> Any:
+        """Return the record of the order's details, or ``listed`` (with a warning) when they cannot be read."""
+        guid = self._guid()
+        try:
+            return order_record(self.hook.get_order(guid))
+        except ClearSkyError as error:
+            self.log.warning(
+                "ClearSKY order %s is done, but its details could not be read (%s): the record "
+                "is the order list's, which may lack attribution notices",
+                guid,
+                error,
+            )
+            return listed
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Return the order record from the trigger's ``event`` (runs on a fresh instance when the trigger fires)."""
-        order = self.finish(event).get("order")
+        event = self.finish(event)
+        order = event.get("order")
+        if event.get("details_read") is False:  # the triggerer could not read them: the record is the listed order
+            order = self._details_record(order)
         if isinstance(order, dict):
             guid = order.get("TaskOrderGuid") or self.order_guid
             records.push(context, "status", self.clearsky_conn_id, guid, status=order.get("OrderingProcessStatus"))

@@ -27,6 +27,9 @@ from airflow_provider_clearsky.utils.orders import ERROR, SUCCESS, TIMEOUT, orde
 if TYPE_CHECKING:
     from airflow_provider_clearsky.models import TaskOrder
 
+#: Seconds the success record's details read may take in the triggerer before the sensor reads them instead.
+DETAILS_TIMEOUT = 60.0
+
 
 class ClearSkyOrderStatusTrigger(ClearSkyPollingTrigger):
     """Waits until order ``order_guid`` reaches one of ``target_statuses`` (default by order type).
@@ -103,7 +106,7 @@ class ClearSkyOrderStatusTrigger(ClearSkyPollingTrigger):
         seen: list[TaskOrder] = []
         try:
             async with order_subscription(self.clearsky_conn_id, waiter):
-                return await asyncio.wait_for(self._watch(waiter, seen), remaining)
+                event = await asyncio.wait_for(self._watch(waiter, seen), remaining)
         except TimeoutError:
             return self._timeout_event(seen[-1] if seen else None, waiter.failures)
         except ClearSkyError as error:
@@ -112,6 +115,9 @@ class ClearSkyOrderStatusTrigger(ClearSkyPollingTrigger):
             return self._event(
                 ERROR, f"ClearSKY order {self.order_guid}: {type(error).__name__}: {error}", retryable=True
             )
+        if event["status"] == SUCCESS:  # after the deadline's bound: a done order is never reported late
+            await self._with_details(event)
+        return event
 
     async def _watch(self, waiter: OrderWaiter, seen: list[TaskOrder]) -> dict[str, Any]:
         started = time.monotonic()
@@ -128,20 +134,21 @@ class ClearSkyOrderStatusTrigger(ClearSkyPollingTrigger):
             outcome = order_outcome(order, self.target_statuses, self.recurring)
             if outcome is not None:
                 status, message = outcome
-                if status == SUCCESS:
-                    order = await self._details(order)
                 return self._event(status, message, order)
 
-    async def _details(self, listed: TaskOrder) -> TaskOrder:
-        """Return the order's details for the success record, as the sensor's own check reads them.
+    async def _with_details(self, event: dict[str, Any]) -> None:
+        """Make the success record the order's details, as the sensor's own check reads them.
 
         The shared poll reads the order list, which may leave out fields of the details (attribution notices
-        that downloads given the record copy to their sidecars). One request per finished wait; when it fails,
-        the listed order is the record.
+        that downloads given the record copy to their sidecars): one request per finished wait. When it fails,
+        ``details_read`` is False and the sensor reads them in the worker.
         """
         try:
             async with shared_hook(self.clearsky_conn_id) as hook:
-                return await hook.aget_order(self.order_guid)
-        except ClearSkyError as error:
+                order = await asyncio.wait_for(hook.aget_order(self.order_guid), DETAILS_TIMEOUT)
+        except (ClearSkyError, TimeoutError) as error:
             self.log.warning("ClearSKY order %s: its details could not be read (%s)", self.order_guid, error)
-            return listed
+            event["details_read"] = False
+            return
+        event["order"] = order_record(order)
+        event["details_read"] = True

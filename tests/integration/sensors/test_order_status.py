@@ -156,6 +156,17 @@ def test_deferrable_hands_the_wait_to_the_trigger(emu: EmulatorHandle) -> None:
         fresh.execute_complete({}, {"status": "error", "message": "401", "retryable": False})
 
 
+def test_a_record_the_triggerer_could_not_complete_is_read_in_the_worker(emu: EmulatorHandle) -> None:
+    guid = place_order()
+    listed = {"TaskOrderGuid": guid, "OrderingProcessStatus": "Completed"}
+    event = {"status": "success", "order": listed, "details_read": False}
+    record = sensor(guid).execute_complete({}, event)
+    assert "EMULATOR PLACEHOLDER" in record["Attribution"]  # the details' notices, which the list lacked
+    assert emu.control.request_count("/api/tasking/orders/details") == 1
+    assert sensor(guid).execute_complete({}, {**event, "details_read": True}) == listed  # no second read
+    assert emu.control.request_count("/api/tasking/orders/details") == 1
+
+
 @pytest.mark.parametrize(
     ("options", "timeout_skips", "failure_skips"),
     [({}, False, False), ({"soft_fail": True}, True, True), ({"skip_on_timeout": True}, True, False)],

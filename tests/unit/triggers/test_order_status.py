@@ -78,7 +78,22 @@ async def test_the_success_record_is_the_orders_details_which_the_list_may_cut_s
         event = await first_event(trigger())
     assert event["status"] == "success"
     assert event["order"]["Attribution"] == "Contains modified Copernicus Sentinel data"
-    assert api.count("/api/tasking/orders/details") == 1
+    assert api.count("/api/tasking/orders/details") == 1 and event["details_read"] is True
+
+
+async def test_an_order_done_before_the_deadline_is_a_success_even_if_its_details_come_after_it() -> None:
+    api = FakeApi(orders={GUID: order(GUID, "Completed")})
+    original = api.handle
+
+    async def slow_details(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/details"):
+            await asyncio.sleep(0.5)  # past the wait's deadline
+        return await original(request)
+
+    api.handle = slow_details  # type: ignore[method-assign]
+    with fake_api(api):
+        event = await first_event(trigger(deadline=time.time() + 0.3))
+    assert event["status"] == "success" and event["details_read"] is True
 
 
 async def test_when_the_details_cannot_be_read_the_listed_order_is_the_record() -> None:
@@ -95,6 +110,7 @@ async def test_when_the_details_cannot_be_read_the_listed_order_is_the_record() 
     with fake_api(api):
         event = await first_event(trigger())
     assert event["status"] == "success" and event["order"]["OrderingProcessStatus"] == "Completed"
+    assert event["details_read"] is False  # the sensor reads them in the worker
 
 
 def _list_without(api: FakeApi, field: str):  # type: ignore[no-untyped-def]
