@@ -72,10 +72,15 @@ def _limit_refusal(error: LimitExceededError, kind: str) -> AirflowFailException
             f"bands: the API refused the request (MaxTotalBands, code 1005: {error.message}); request fewer bands "
             "(e.g. split into several downloads). Nothing was downloaded or paid."
         )
+    fixes = {  # a tile's area is fixed
+        "composite": "split the area into smaller parts",
+        "tile": "download its minitiles, or a composite of a smaller area, instead",
+    }
     argument = "wkt/geojson" if kind == "composite" else f"{kind}_guid"
+    fix = fixes.get(kind, "download a composite of a smaller area instead")
     return AirflowFailException(
         f"{argument}: the API refused the request (MaxCompositeAreaKm2, code {error.error_code}: {error.message}); "
-        "split the area into smaller parts. Nothing was downloaded or paid."
+        f"{fix}. Nothing was downloaded or paid."
     )
 
 

@@ -466,6 +466,23 @@ def test_several_tiles_are_checked_against_the_account_before_the_first_is_paid(
     assert emu.control.download_count() == 0
 
 
+def test_a_minitile_above_the_area_limit_is_refused_by_the_api_with_advice_that_fits_a_tile(
+    emu: EmulatorHandle, tmp_path: Path
+) -> None:
+    with emu.client() as client:
+        tile = client.post("/api/tasking/search/tiles", json={"Wkt": FIELD}).json()["Data"]["Tiles"][0]["Guid"]
+        mini = client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": tile}).json()["Data"]
+    place_order(emu, Wkt=None, TileGuids=None, MiniTileGuids=[mini["MiniTiles"][0]])
+    emu.control.update_account(emu.api_key, max_composite_area_km2=0)
+    with pytest.raises(
+        AirflowFailException, match=r"minitile_guid: the API refused .*code 1004.*composite of a smaller"
+    ):
+        ClearSkyDownloadTileOperator(
+            task_id="mini", minitile_guid=mini["MiniTiles"][0], date=DATES[0], bands="rgb", destination=str(tmp_path)
+        ).execute({})
+    assert emu.control.request_count(ACCOUNT) == 0 and emu.control.download_count() == 0
+
+
 # ---------------------------------------------------------------------------------------------- upload URL
 
 
