@@ -22,6 +22,8 @@ from airflow_provider_clearsky.operators import _storage_leftovers as leftovers
 from airflow_provider_clearsky.operators._download_target import DownloadTarget, geometry_of
 
 if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
     from airflow_provider_clearsky.operators._atomic_writer import AtomicWriter
     from airflow_provider_clearsky.operators._download_transfer import Log
 
@@ -88,6 +90,8 @@ def already_downloaded(
         log.info("%s exists; overwrite=True, so it will be downloaded again (and paid again)", target.uri)
         return False
     document = storage.read_json(target.sidecar_path)
+    if document is None and finish_kept(target, order_guid=order_guid, write_stac=write_stac, log=log):
+        return True  # a kept copy of this download finishes it (on S3 a keep copies, then deletes the final key)
     ok, why = meta.sidecar_matches(document, target.key)
     if ok:
         assert document is not None
@@ -99,8 +103,8 @@ def already_downloaded(
     if not ok or document is None:
         raise AirflowFailException(
             f"{target.uri} already exists but {why}, so it is not known to be a complete download of this "
-            "request. Nothing was downloaded or paid. Set overwrite=True to replace it, or choose another "
-            "destination or filename."
+            "request. Nothing was downloaded or paid. Set overwrite=True to replace it (a new download, paid "
+            "again), or choose another destination or filename."
         )
     log.info(
         "%s is already downloaded and complete (%d bytes, SHA-256 %s...): skipping the request, no processing "
@@ -142,7 +146,7 @@ def commit_with_metadata(
         write_metadata(target, document, write_stac=write_stac)
     except Exception as error:
         storage.remove(target.sidecar_path)
-        kept = writer.keep(target.key)
+        kept = _keep(target, writer, error)
         raise RetryableTaskError(
             f"{target.uri}: the download is complete ({writer.size} bytes, SHA-256 {writer.sha256[:16]}...) and "
             f"kept as {kept.name}, but its metadata could not be written ({type(error).__name__}: {error}). "
@@ -150,6 +154,20 @@ def commit_with_metadata(
             "again."
         ) from None
     writer.commit()
+
+
+def _keep(target: DownloadTarget, writer: AtomicWriter, metadata_error: Exception) -> ObjectStoragePath:
+    """Keep the paid bytes under their ``.complete`` name, or fail saying exactly where they are."""
+    try:
+        return writer.keep(target.key)
+    except Exception as error:
+        raise AirflowFailException(
+            f"{target.uri}: the download is complete and paid ({writer.size} bytes, SHA-256 {writer.sha256}), "
+            f"but neither its metadata ({type(metadata_error).__name__}: {metadata_error}) nor a kept copy "
+            f"({type(error).__name__}: {error}) could be written. The bytes may be at {target.uri} without a "
+            "sidecar; a re-run refuses that file without paying. Check it against the size and SHA-256 above "
+            "before deciding to replace it with overwrite=True, which downloads and pays again."
+        ) from None
 
 
 def finish_kept(target: DownloadTarget, *, order_guid: str | None, write_stac: bool, log: Log) -> bool:

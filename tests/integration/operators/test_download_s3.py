@@ -229,3 +229,48 @@ def test_a_complete_paid_object_is_kept_when_its_metadata_cannot_be_written(
     sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.json")["Body"].read())
     assert sidecar["size"] == len(data) and sidecar["sha256"] == hashlib.sha256(data).hexdigest()
     assert charges(emu) == 1  # the rerun wrote only the metadata
+
+
+def test_a_kept_copy_finishes_the_download_when_the_final_key_was_not_deleted(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keep copied the object to its .complete name but could not delete the final key: a re-run finishes it."""
+    from airflow_provider_clearsky.operators import _storage as storage
+
+    write_json = storage.write_json_atomically
+
+    def no_stac(final: Any, document: dict[str, Any]) -> None:
+        if str(final).endswith(".stac.json"):
+            raise PermissionError(13, "Access Denied")
+        write_json(final, document)
+
+    monkeypatch.setattr(storage, "write_json_atomically", no_stac)
+    with pytest.raises(RetryableTaskError, match="kept as"):
+        download()
+    kept = next(key for key in keys(s3) if key.endswith(".complete"))
+    s3.copy_object(Bucket=BUCKET, Key=KEY, CopySource={"Bucket": BUCKET, "Key": kept})  # the delete "failed"
+
+    monkeypatch.setattr(storage, "write_json_atomically", write_json)
+    download()
+    assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and charges(emu) == 1
+
+
+def test_a_keep_that_fails_too_says_where_the_paid_bytes_are_and_that_overwrite_pays_again(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_clearsky.operators import _atomic_writer as writing
+    from airflow_provider_clearsky.operators import _storage as storage
+
+    def no_metadata(final: Any, document: dict[str, Any]) -> None:
+        raise PermissionError(13, "Access Denied")
+
+    def no_keep(self: Any, key: str) -> Any:
+        raise OSError("SlowDown")
+
+    monkeypatch.setattr(storage, "write_json_atomically", no_metadata)
+    monkeypatch.setattr(writing.AtomicWriter, "keep", no_keep)
+    with pytest.raises(
+        AirflowFailException, match=r"complete and paid \(\d+ bytes, SHA-256 [0-9a-f]{64}\).*pays again"
+    ):
+        download()
+    assert charges(emu) == 1
