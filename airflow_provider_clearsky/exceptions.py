@@ -223,6 +223,6 @@ def error_class_for(status_code: int, error_code: int | None) -> type[ClearSkyAp
         return NotFoundError
     if status_code == 429:
         return RateLimitedError
-    if status_code >= 500:
+    if status_code >= 500 or status_code in (408, 425):  # Request Timeout, Too Early: try again later
         return ServerError
     return BadRequestError

@@ -52,6 +52,9 @@ RETRY, WAIT, FAIL = ErrorPolicy.RETRY, ErrorPolicy.WAIT, ErrorPolicy.FAIL
 KINDS: list[tuple[BaseException, ErrorPolicy, ErrorPolicy]] = [
     (RateLimitedError("too many", status_code=429), RETRY, WAIT),
     (error_class_for(400, 1003)("busy", status_code=400, error_code=1003), RETRY, WAIT),
+    (error_class_for(408, None)("request timeout", status_code=408), RETRY, WAIT),  # a proxy's, say
+    (error_class_for(425, None)("too early", status_code=425), RETRY, WAIT),
+    (error_class_for(409, None)("conflict", status_code=409), FAIL, FAIL),
     (ServerError("down", status_code=503), RETRY, WAIT),
     (TransportError("reset", request_sent=True), RETRY, WAIT),
     (TransportError("refused", request_sent=False), RETRY, WAIT),
