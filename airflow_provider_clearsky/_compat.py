@@ -8,6 +8,8 @@ Everything else in the package imports Airflow names from this module, so a move
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
@@ -24,7 +26,18 @@ from airflow.providers.common.compat.sdk import (
     conf,
     mask_secret,
 )
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+def __getattr__(name: str) -> Any:
+    """Give the trigger classes when a trigger module asks (DAG files that import operators never do)."""
+    if name in ("BaseTrigger", "TriggerEvent"):
+        from airflow.triggers import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def airflow_version() -> str:

@@ -13,7 +13,6 @@ from airflow_provider_clearsky._compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
-    BaseTrigger,
     PokeReturnValue,
     conf,
 )
@@ -23,6 +22,7 @@ from airflow_provider_clearsky.triggers._polling import FailedChecks
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
     from airflow_provider_clearsky.hooks.clearsky import ClearSkyHook
 

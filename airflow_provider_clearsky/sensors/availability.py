@@ -12,7 +12,6 @@ from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnVa
 from airflow_provider_clearsky.exceptions import ClearSkyError, InvalidRequestError
 from airflow_provider_clearsky.models.enums import AUTO_UTM_EPSG
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
-from airflow_provider_clearsky.triggers.availability import ClearSkyImageAvailabilityTrigger
 from airflow_provider_clearsky.utils import arguments
 from airflow_provider_clearsky.utils.availability import ALL, ANY, AvailabilitySpec, AvailabilityTracker, check_once
 from airflow_provider_clearsky.utils.coercion import as_int, as_list, parse_day
@@ -20,6 +19,8 @@ from airflow_provider_clearsky.utils.deprecation import renamed_argument
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_clearsky.triggers.availability import ClearSkyImageAvailabilityTrigger
 
 
 #: The request's fields -> this sensor's arguments, so errors name what the DAG author wrote.
@@ -240,6 +241,8 @@ class ClearSkyImageAvailabilitySensor(ClearSkyBaseSensor):
         )
 
     def _trigger(self, deadline: float) -> ClearSkyImageAvailabilityTrigger:
+        from airflow_provider_clearsky.triggers.availability import ClearSkyImageAvailabilityTrigger  # at defer
+
         spec = self._spec()
         tracker = self._tracker
         # The worker's check hands what it learnt to the trigger: no date is asked about twice.

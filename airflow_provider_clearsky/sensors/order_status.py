@@ -10,12 +10,13 @@ from airflow_provider_clearsky._compat import AirflowFailException, PokeReturnVa
 from airflow_provider_clearsky.exceptions import ClearSkyError
 from airflow_provider_clearsky.links import ClearSkyOrderLink
 from airflow_provider_clearsky.sensors._base import ClearSkyBaseSensor, ClearSkyWaitFailed
-from airflow_provider_clearsky.triggers.order_status import ClearSkyOrderStatusTrigger
 from airflow_provider_clearsky.utils.coercion import as_list, is_blank_text
 from airflow_provider_clearsky.utils.orders import FAILURE, SUCCESS, order_outcome, order_record
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_clearsky.triggers.order_status import ClearSkyOrderStatusTrigger
 
 
 class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
@@ -117,6 +118,8 @@ class ClearSkyOrderStatusSensor(ClearSkyBaseSensor):
         return f"ClearSKY order {self.order_guid}{status}"
 
     def _trigger(self, deadline: float) -> ClearSkyOrderStatusTrigger:
+        from airflow_provider_clearsky.triggers.order_status import ClearSkyOrderStatusTrigger  # at defer time
+
         return ClearSkyOrderStatusTrigger(
             order_guid=self._guid(),
             clearsky_conn_id=self.clearsky_conn_id,

@@ -14,7 +14,8 @@ from airflow.sdk import DAG, BaseOperator, BaseSensorOperator
 deferred = ["shapely", "numpy", "airflow_provider_clearsky.hooks.clearsky", "airflow_provider_clearsky.models.orders",
             "airflow_provider_clearsky.models.imagery", "airflow_provider_clearsky.models.catalog",
             "airflow_provider_clearsky.emulator.app", "fastapi", "openlineage",
-            "airflow_provider_clearsky.utils.openlineage"]
+            "airflow_provider_clearsky.utils.openlineage", "airflow.triggers.base",
+            "airflow_provider_clearsky.triggers.order_status", "airflow_provider_clearsky.triggers.availability"]
 already = {name for name in deferred if name in sys.modules}  # what Airflow itself loads (fastapi on 3.0)
 from airflow_provider_clearsky.operators.orders import ClearSkyCreateOrderOperator
 from airflow_provider_clearsky.operators.cancel import ClearSkyCancelOrderOperator
