@@ -17,6 +17,7 @@ import pytest
 from airflow_provider_clearsky._compat import AirflowFailException
 from airflow_provider_clearsky.emulator.handle import EmulatorHandle
 from airflow_provider_clearsky.exceptions import RetryableTaskError
+from airflow_provider_clearsky.operators import _storage
 from tests.integration.operators.test_download import COMPOSITE, composite, place_order, set_connection, settled_log
 
 pytestmark = pytest.mark.integration
@@ -202,19 +203,23 @@ def test_a_missing_bucket_fails_before_paying(emu: EmulatorHandle, s3: Any) -> N
     assert charges(emu) == 0
 
 
-def test_a_complete_paid_object_is_kept_when_its_metadata_cannot_be_written(
-    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from airflow_provider_clearsky.operators import _storage as storage
-
-    write_json = storage.write_json_atomically
+def refuse_stac_items(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Make writing the STAC Item fail (the data and sidecar can be written); return the real writer."""
+    write_json = _storage.write_json_atomically
 
     def no_stac(final: Any, document: dict[str, Any]) -> None:
         if str(final).endswith(".stac.json"):
             raise PermissionError(13, "Access Denied")
         write_json(final, document)
 
-    monkeypatch.setattr(storage, "write_json_atomically", no_stac)
+    monkeypatch.setattr(_storage, "write_json_atomically", no_stac)
+    return write_json
+
+
+def test_a_complete_paid_object_is_kept_when_its_metadata_cannot_be_written(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_json = refuse_stac_items(monkeypatch)
     with pytest.raises(RetryableTaskError, match=r"kept as .*nothing is paid again"):
         download()
     kept = [key for key in keys(s3) if key.endswith(".complete")]
@@ -222,7 +227,7 @@ def test_a_complete_paid_object_is_kept_when_its_metadata_cannot_be_written(
     assert f"{KEY}.json" not in keys(s3) and open_uploads(s3) == []
     assert charges(emu) == 1
 
-    monkeypatch.setattr(storage, "write_json_atomically", write_json)
+    monkeypatch.setattr(_storage, "write_json_atomically", write_json)
     uri = download()
     assert uri.endswith(f"{BUCKET}/{KEY}") and keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"]
     data = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
@@ -235,22 +240,13 @@ def test_a_kept_copy_finishes_the_download_when_the_final_key_was_not_deleted(
     emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The keep copied the object to its .complete name but could not delete the final key: a re-run finishes it."""
-    from airflow_provider_clearsky.operators import _storage as storage
-
-    write_json = storage.write_json_atomically
-
-    def no_stac(final: Any, document: dict[str, Any]) -> None:
-        if str(final).endswith(".stac.json"):
-            raise PermissionError(13, "Access Denied")
-        write_json(final, document)
-
-    monkeypatch.setattr(storage, "write_json_atomically", no_stac)
+    write_json = refuse_stac_items(monkeypatch)
     with pytest.raises(RetryableTaskError, match="kept as"):
         download()
     kept = next(key for key in keys(s3) if key.endswith(".complete"))
     s3.copy_object(Bucket=BUCKET, Key=KEY, CopySource={"Bucket": BUCKET, "Key": kept})  # the delete "failed"
 
-    monkeypatch.setattr(storage, "write_json_atomically", write_json)
+    monkeypatch.setattr(_storage, "write_json_atomically", write_json)
     download()
     assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and charges(emu) == 1
 
@@ -259,7 +255,6 @@ def test_a_keep_that_fails_too_says_where_the_paid_bytes_are_and_that_overwrite_
     emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow_provider_clearsky.operators import _atomic_writer as writing
-    from airflow_provider_clearsky.operators import _storage as storage
 
     def no_metadata(final: Any, document: dict[str, Any]) -> None:
         raise PermissionError(13, "Access Denied")
@@ -267,7 +262,7 @@ def test_a_keep_that_fails_too_says_where_the_paid_bytes_are_and_that_overwrite_
     def no_keep(self: Any, key: str) -> Any:
         raise OSError("SlowDown")
 
-    monkeypatch.setattr(storage, "write_json_atomically", no_metadata)
+    monkeypatch.setattr(_storage, "write_json_atomically", no_metadata)
     monkeypatch.setattr(writing.AtomicWriter, "keep", no_keep)
     with pytest.raises(
         AirflowFailException, match=r"complete and paid \(\d+ bytes, SHA-256 [0-9a-f]{64}\).*pays again"
