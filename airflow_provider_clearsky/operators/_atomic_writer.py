@@ -12,9 +12,11 @@ download (:func:`._storage_leftovers.remove_stale_temporaries`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import queue
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airflow_provider_clearsky.operators._storage import (
@@ -33,21 +35,23 @@ if TYPE_CHECKING:
 HASH_BLOCK = 1024 * 1024
 HASH_DEPTH = 8
 
+#: A block for the hashing thread: pieces hashed in order, then ``release`` called (their buffer is free).
+_Block = tuple[list[bytes | memoryview], Callable[[], None] | None]
+
 
 class BackgroundSha256:
     """SHA-256 computed in a helper thread, in blocks of ``HASH_BLOCK`` bytes.
 
     ``hashlib`` releases the GIL while it hashes a block, so hashing overlaps with reading the network and
-    writing the file when a core is free (on the 2-vCPU benchmark machine the median gain was small and
-    noisy; see docs/operators-download.md). Small inputs never start the thread. The queue is bounded, so
-    memory stays flat.
+    writing the file when a core is free. Small inputs given with :meth:`update` never start the thread. The
+    queue is bounded, so memory stays flat.
     """
 
     def __init__(self) -> None:
         self._digest = hashlib.sha256()
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
-        self._queue: queue.Queue[list[bytes] | None] | None = None
+        self._queue: queue.Queue[_Block | None] | None = None
         self._thread: threading.Thread | None = None
         self._hexdigest: str | None = None
 
@@ -56,22 +60,33 @@ class BackgroundSha256:
         self._pending.append(chunk)
         self._pending_size += len(chunk)
         if self._pending_size >= HASH_BLOCK:
-            self._hand_over()
+            self._hand_over(None)
 
-    def _hand_over(self) -> None:
+    def update_then_release(self, view: memoryview, release: Callable[[], None]) -> None:
+        """Add ``view`` to the hash in the helper thread, then call ``release``: its buffer may be reused then.
+
+        The view is handed over at once, so at most ``HASH_DEPTH + 1`` views are held at any time.
+        """
+        self._pending.append(view)
+        self._hand_over(release)
+
+    def _hand_over(self, release: Callable[[], None] | None) -> None:
         # The chunks themselves, not their join: joining would copy every byte once more.
         block, self._pending, self._pending_size = self._pending, [], 0
         if self._queue is None:
             self._queue = queue.Queue(HASH_DEPTH)
             self._thread = threading.Thread(target=self._run, name="clearsky-sha256", daemon=True)
             self._thread.start()
-        self._queue.put(block)
+        self._queue.put((block, release))
 
     def _run(self) -> None:
         assert self._queue is not None
-        while (block := self._queue.get()) is not None:
-            for chunk in block:
-                self._digest.update(chunk)
+        while (item := self._queue.get()) is not None:
+            pieces, release = item
+            for piece in pieces:
+                self._digest.update(piece)
+            if release is not None:
+                release()
 
     def _stop(self) -> None:
         if self._queue is not None and self._thread is not None:
@@ -97,6 +112,32 @@ class BackgroundSha256:
         if self._hexdigest is None:
             self._pending = []
             self._stop()
+
+
+class BufferRing:
+    """Up to ``count`` reusable buffers of ``size`` bytes, made when first needed.
+
+    :meth:`take` waits until a buffer is given back once all are out. Reading into a few reused buffers
+    instead of a fresh object per read saves the page faults of new memory (on virtual machines whose free
+    pages go back to the host, a fresh page can cost more than copying it).
+    """
+
+    def __init__(self, size: int, count: int) -> None:
+        self.size = size
+        self._count = count
+        self._made = 0
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+
+    def take(self) -> bytearray:
+        """Return a free buffer, making one while fewer than ``count`` exist, else waiting for one."""
+        if self._free.empty() and self._made < self._count:
+            self._made += 1
+            return bytearray(self.size)
+        return self._free.get()
+
+    def give_back(self, buffer: bytearray) -> None:
+        """Make ``buffer`` free again (from any thread)."""
+        self._free.put(buffer)
 
 
 class IncompleteDownloadError(Exception):
@@ -139,10 +180,32 @@ class AtomicWriter:
 
     def write(self, chunk: bytes) -> None:
         """Write ``chunk`` and add it to the hash and the size."""
+        self._store(chunk)
+        self._digest.update(chunk)
+
+    def write_from(self, readinto: Callable[[memoryview], int], progress: Callable[[int], None]) -> None:
+        """Write everything ``readinto`` reads (until it returns 0), reporting the running size to ``progress``.
+
+        The bytes are read into a ring of ``HASH_DEPTH + 2`` reused buffers of ``HASH_BLOCK`` bytes: each is
+        written, then hashed in the helper thread, then reused. No memory is allocated per read, and at most
+        ~10 MiB is held whatever the file size.
+        """
+        ring = BufferRing(HASH_BLOCK, HASH_DEPTH + 2)
+        while True:
+            buffer = ring.take()
+            size = readinto(memoryview(buffer))
+            if not size:
+                ring.give_back(buffer)
+                return
+            view = memoryview(buffer)[:size]
+            self._store(view)
+            self._digest.update_then_release(view, functools.partial(ring.give_back, buffer))
+            progress(self.size)
+
+    def _store(self, chunk: bytes | memoryview) -> None:
         assert self._sink is not None
         with unwritable_as_destination_error():
             self._sink.write(chunk)
-        self._digest.update(chunk)
         self.size += len(chunk)
 
     @property

@@ -139,6 +139,9 @@ def receive(
     total = download.content_length if download.exact_length else None
     storage.check_free_space(target.final.parent, total)
     progress = Progress(log, target.final.name, total, started=started)
-    pump(download.iter_bytes(chunk_size), writer.write, progress)
+    if chunk_size is None:
+        writer.write_from(download.readinto, progress.update)
+    else:
+        pump(download.iter_bytes(chunk_size), writer.write, progress)
     writer.finish(total)
     progress.finish()

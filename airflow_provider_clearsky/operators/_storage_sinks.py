@@ -30,8 +30,8 @@ PART_SIZE = 8 * 1024 * 1024
 class Sink:
     """Where the bytes of one download go until they are committed (or dropped)."""
 
-    def write(self, chunk: bytes) -> None:
-        """Write the next ``chunk`` of the download."""
+    def write(self, chunk: bytes | memoryview) -> None:
+        """Write the next ``chunk`` of the download; keeps no reference to it (its buffer is reused)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -51,8 +51,8 @@ class FileSink(Sink):
 
     _handle: Any
 
-    def write(self, chunk: bytes) -> None:
-        """Write ``chunk`` to the open file."""
+    def write(self, chunk: bytes | memoryview) -> None:
+        """Write ``chunk`` to the open file (a buffered file copies what it does not write at once)."""
         self._handle.write(chunk)
 
     def close(self) -> None:
@@ -141,8 +141,8 @@ class MultipartSink(Sink):
         self._parts: list[dict[str, Any]] = []
         self._buffer = bytearray()
 
-    def write(self, chunk: bytes) -> None:
-        """Buffer ``chunk``, uploading a part whenever ``PART_SIZE`` bytes are buffered."""
+    def write(self, chunk: bytes | memoryview) -> None:
+        """Buffer a copy of ``chunk``, uploading a part whenever ``PART_SIZE`` bytes are buffered."""
         self._buffer += chunk
         if len(self._buffer) >= PART_SIZE:
             self._upload_part()

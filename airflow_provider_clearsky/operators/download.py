@@ -281,8 +281,8 @@ class ClearSkyDownloadCompositeOperator(_ClearSkyDownloadOperator):
         (implies ``estimate_first``). Templated.
     :param upload_url: a signed URL the API writes the file to (201, no body). Secret: masked in logs and
         rendered fields, never returned. Templated.
-    :param chunk_size: re-chunk the body into pieces of this many bytes; default ``None`` writes chunks as
-        they arrive from the network (fastest: no extra copies; memory stays flat either way).
+    :param chunk_size: re-chunk the body into pieces of this many bytes; default ``None`` receives it
+        straight into a few reused buffers (fastest: no extra copies; memory stays flat either way).
     :param clearsky_conn_id: the ClearSKY connection.
 
     Returns the destination URI (``file:///...`` for local files), or a redacted description in upload

@@ -68,3 +68,52 @@ def test_a_transport_without_a_socket_keeps_httpx_reads(clearsky_connection):
     scripted, _, _ = scripted_hook(httpx.Response(200, content=payload, headers={"content-type": "image/tiff"}))
     with scripted.stream_composite(REQUEST) as download:
         assert b"".join(download.iter_bytes(None)) == payload
+
+
+def read_all_into(download: download_module.Download, size: int) -> tuple[bytes, list[int]]:
+    """The body read with ``readinto`` into one reused buffer of ``size`` bytes, and each read's length."""
+    buffer = bytearray(size)
+    body, reads = bytearray(), []
+    while count := download.readinto(buffer):
+        body += buffer[:count]
+        reads.append(count)
+    return bytes(body), reads
+
+
+def test_readinto_fills_reused_buffers_with_the_same_bytes_as_httpx(hook):
+    with hook.stream_composite(REQUEST) as download:
+        through_httpx = b"".join(download.iter_bytes(64 * 1024))
+    with hook.stream_composite(REQUEST) as download:
+        body, reads = read_all_into(download, 1024 * 1024)
+        assert download.readinto(bytearray(10)) == 0  # stays at the end
+    assert len(body) > 4 * 2**20
+    assert hashlib.sha256(body).digest() == hashlib.sha256(through_httpx).digest()
+    assert max(reads) > 64 * 1024  # straight from the socket, not httpcore's 64 KiB pieces
+    with hook.stream_composite(REQUEST) as download:  # a buffer smaller than httpx's first piece
+        small, small_reads = read_all_into(download, 1000)
+    assert small == body and max(small_reads) == 1000
+
+
+def test_readinto_of_a_body_cut_short_raises_transport_error(hook, clearsky_emulator):
+    clearsky_emulator.control.add_fault("truncate", path="/api/satelliteimages/process/composite", times=1)
+    buffer, received = bytearray(1024 * 1024), []
+
+    def read_all() -> None:
+        with hook.stream_composite(REQUEST) as download:
+            received.append(download.content_length or 0)
+            while count := download.readinto(buffer):
+                received.append(count)
+
+    with pytest.raises(exc.TransportError) as caught:
+        read_all()
+    assert 0 < sum(received[1:]) < received[0]
+    assert "ReadError" in str(caught.value) or "bytes of the body not sent" in str(caught.value)
+    assert caught.value.request_sent  # a paid download: never re-sent by the hook
+
+
+def test_readinto_without_a_socket_copies_httpx_pieces(clearsky_connection):
+    payload = b"II*\x00" + bytes(range(256)) * 1024
+    scripted, _, _ = scripted_hook(httpx.Response(200, content=payload, headers={"content-type": "image/tiff"}))
+    with scripted.stream_composite(REQUEST) as download:
+        body, reads = read_all_into(download, 4096)
+    assert body == payload and set(reads[:-1]) == {4096}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -117,6 +119,71 @@ def test_background_sha256_equals_hashlib(chunks: list[bytes]) -> None:
     for chunk in chunks:
         digest.update(chunk)
     assert digest.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+class Reads:
+    """A ``readinto`` that fills each buffer with fresh bytes (``sizes`` bytes per read), recording the buffers."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.sizes = sizes
+        self.sent = bytearray()
+        self.buffers: set[int] = set()
+
+    def __call__(self, buffer: memoryview) -> int:
+        if not self.sizes:
+            return 0
+        chunk = os.urandom(min(self.sizes.pop(0), len(buffer)))
+        buffer[: len(chunk)] = chunk
+        self.sent += chunk
+        self.buffers.add(id(buffer.obj))
+        return len(chunk)
+
+
+SHA256 = hashlib.sha256
+
+
+class SlowSha256:
+    """hashlib's SHA-256, slowed down: a buffer reused before its bytes were hashed changes the digest."""
+
+    def __init__(self) -> None:
+        self._digest = SHA256()
+
+    def update(self, data: bytes | memoryview) -> None:
+        time.sleep(0.002)
+        self._digest.update(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def test_atomic_writer_reuses_a_few_buffers_and_hashes_each_before_reuse(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(writing.hashlib, "sha256", SlowSha256)
+    reads = Reads([writing.HASH_BLOCK] * 40 + [12_345, 1, writing.HASH_BLOCK])
+    progress: list[int] = []
+    final = storage.storage_path(str(tmp_path / "f.bin"))
+    with writing.AtomicWriter(final) as writer:
+        writer.write_from(reads, progress.append)
+        writer.finish(len(reads.sent))
+        writer.commit()
+    assert (tmp_path / "f.bin").read_bytes() == reads.sent
+    assert writer.sha256 == SHA256(reads.sent).hexdigest()
+    assert progress[-1] == writer.size == len(reads.sent) and len(progress) == 43
+    assert len(reads.buffers) <= writing.HASH_DEPTH + 2  # memory stays flat whatever the file size
+
+
+def test_atomic_writer_failing_mid_stream_stops_hashing_and_leaves_nothing(tmp_path: Path) -> None:
+    final = storage.storage_path(str(tmp_path / "f.bin"))
+
+    def reads(buffer: memoryview) -> int:
+        if writer.size >= 5 * writing.HASH_BLOCK:
+            raise OSError(28, "No space left on device")
+        buffer[:] = b"x" * len(buffer)
+        return len(buffer)
+
+    with pytest.raises(OSError, match="No space left"), writing.AtomicWriter(final) as writer:
+        writer.write_from(reads, lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+    assert not any(thread.name == "clearsky-sha256" for thread in threading.enumerate())
 
 
 def test_atomic_writer_commits_only_complete_files(tmp_path: Path) -> None:
