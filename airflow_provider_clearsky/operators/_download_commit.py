@@ -6,6 +6,8 @@
   at the final name always has its sidecar (:func:`commit_with_metadata`).
 * **Kept-file recovery**: when the metadata cannot be written, the complete, paid bytes are kept beside the
   final name and a later try writes only the metadata, paying nothing (:func:`finish_kept`).
+* **Open-upload recovery**: when S3 cannot complete the upload of a paid file whose metadata is written, the
+  upload is left open and a later try completes it, paying nothing (:func:`finish_open_upload`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from airflow_provider_clearsky.exceptions import RetryableTaskError
 from airflow_provider_clearsky.operators import _download_metadata as meta
 from airflow_provider_clearsky.operators import _storage as storage
 from airflow_provider_clearsky.operators import _storage_leftovers as leftovers
+from airflow_provider_clearsky.operators import _storage_sinks as sinks
 from airflow_provider_clearsky.operators._download_target import DownloadTarget, geometry_of
 
 if TYPE_CHECKING:
@@ -85,7 +88,9 @@ def already_downloaded(
     """Tell whether the final file is a complete download of this very request (nothing is sent then)."""
     assert target.final is not None
     if not storage.exists(target.final):
-        return finish_kept(target, order_guid=order_guid, write_stac=write_stac, log=log)
+        return finish_kept(target, order_guid=order_guid, write_stac=write_stac, log=log) or finish_open_upload(
+            target, verify_existing=verify_existing, log=log
+        )
     if overwrite:
         log.info("%s exists; overwrite=True, so it will be downloaded again (and paid again)", target.uri)
         return False
@@ -153,7 +158,14 @@ def commit_with_metadata(
             "The next try (or a re-run) writes only the metadata and moves the file into place; nothing is paid "
             "again."
         ) from None
-    writer.commit()
+    try:
+        writer.commit()
+    except sinks.UploadLeftOpenError as error:
+        raise RetryableTaskError(
+            f"{target.uri}: the download is complete and paid ({writer.size} bytes, SHA-256 {writer.sha256[:16]}...) "
+            f"and its metadata is written, but {error}. The next try (or a re-run) completes that upload; nothing "
+            "is paid again."
+        ) from None
 
 
 def _keep(target: DownloadTarget, writer: AtomicWriter, metadata_error: Exception) -> ObjectStoragePath:
@@ -191,6 +203,35 @@ def finish_kept(target: DownloadTarget, *, order_guid: str | None, write_stac: b
         "%s: an earlier try downloaded and paid it completely but could not write its metadata; wrote the "
         "metadata and moved it into place, no request, nothing paid",
         target.uri,
+    )
+    target.skipped = True
+    target.result = document
+    return True
+
+
+def finish_open_upload(target: DownloadTarget, *, verify_existing: str, log: Log) -> bool:
+    """Complete the S3 upload an earlier try left open after writing the metadata (no request: True).
+
+    Its sidecar, written before the upload was to be completed, names this request, the size and the
+    SHA-256; an open upload of the final key with exactly that many bytes is completed and checked against
+    them. False when there is no such upload (or the destination is not on S3).
+    """
+    assert target.final is not None
+    document = storage.read_json(target.sidecar_path)
+    if document is None or not meta.sidecar_matches(document, target.key)[0]:
+        return False
+    upload_id = sinks.complete_open_upload(target.final, document["size"])
+    if upload_id is None:
+        return False
+    if verify_existing == "checksum" and storage.sha256_of(target.final) != document["sha256"]:
+        storage.remove(target.final)
+        log.warning("%s: open upload %s does not hold the bytes its sidecar records; removed it", target.uri, upload_id)
+        return False
+    log.info(
+        "%s: an earlier try downloaded and paid it completely but S3 could not complete its upload %s; "
+        "completed it now, no request, nothing paid",
+        target.uri,
+        upload_id,
     )
     target.skipped = True
     target.result = document

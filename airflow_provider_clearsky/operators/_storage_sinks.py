@@ -8,7 +8,9 @@ final key, completed only when every byte is in (:class:`MultipartSink`). Other 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clearsky.operators._storage import (
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
 #: Part size of a multipart upload (S3: at least 5 MiB except the last part).
 PART_SIZE = 8 * 1024 * 1024
+#: Seconds between attempts to complete a multipart upload (one attempt more than pauses).
+COMPLETE_PAUSES = (1.0, 4.0)
 
 
 class Sink:
@@ -126,11 +130,17 @@ class MoveSink(FileSink):
         remove(self.temporary)
 
 
+class UploadLeftOpenError(Exception):
+    """Every byte is in S3, but the multipart upload could not be completed: it is left open, not aborted."""
+
+
 class MultipartSink(Sink):
     """Write to S3 through a multipart upload to the final key itself.
 
     Started before anything is paid, completed only when every byte is in (the object then appears whole,
-    at once), aborted otherwise. No temporary object, no copy.
+    at once), aborted otherwise. No temporary object, no copy. A completion that keeps failing leaves the
+    upload open (:class:`UploadLeftOpenError`): its parts are the paid bytes, which a later run completes
+    (:func:`complete_open_upload`) instead of paying again.
     """
 
     def __init__(self, final: ObjectStoragePath) -> None:
@@ -140,6 +150,8 @@ class MultipartSink(Sink):
         self.upload_id: str = answer["UploadId"]
         self._parts: list[dict[str, Any]] = []
         self._buffer = bytearray()
+        self._size = 0
+        self._left_open = False
 
     def write(self, chunk: bytes | memoryview) -> None:
         """Buffer a copy of ``chunk``, uploading a part whenever ``PART_SIZE`` bytes are buffered."""
@@ -154,6 +166,7 @@ class MultipartSink(Sink):
             "upload_part", Bucket=self._bucket, Key=self._key, UploadId=self.upload_id, PartNumber=number, Body=body
         )
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self._size += len(body)
 
     def close(self) -> None:
         """Upload the buffered rest as the last part."""
@@ -168,14 +181,14 @@ class MultipartSink(Sink):
         original: a crash in between leaves a file without sidecar at the final key, which a later run refuses
         (never pays for) until someone looks.
         """
-        self._fs.call_s3(
-            "complete_multipart_upload",
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self.upload_id,
-            MultipartUpload={"Parts": self._parts},
-        )
-        self._fs.invalidate_cache(f"{self._bucket}/{self._key}")
+        try:
+            complete_upload(self._fs, self._bucket, self._key, self.upload_id, self._parts)
+        except Exception as error:
+            self._left_open = True
+            raise UploadLeftOpenError(
+                f"multipart upload {self.upload_id} of s3://{self._bucket}/{self._key} holds every byte "
+                f"({self._size}) but could not be completed ({type(error).__name__}: {error}); it is left open"
+            ) from error
         _, key, _ = self._fs.split_path(final.path)
         if key != self._key:
             self._fs.copy(f"{self._bucket}/{self._key}", final.path)
@@ -183,10 +196,88 @@ class MultipartSink(Sink):
             self._fs.invalidate_cache(final.path)
 
     def abort(self) -> None:
-        """Abort the multipart upload, so S3 keeps (and bills) none of its parts."""
+        """Abort the multipart upload, so S3 keeps (and bills) none of its parts; not one left open on purpose."""
         self._buffer = bytearray()
+        if self._left_open:
+            return
         with contextlib.suppress(Exception):
             self._fs.call_s3("abort_multipart_upload", Bucket=self._bucket, Key=self._key, UploadId=self.upload_id)
+
+
+def complete_upload(fs: Any, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+    """Complete a multipart upload, retrying a failed call (``COMPLETE_PAUSES``).
+
+    A failed call whose object is nevertheless at its key counts as done: S3 may complete an upload and lose
+    the answer, and completing it again then fails (``NoSuchUpload``). The object is recognised by its ETag,
+    which S3 derives from the parts' ETags.
+    """
+    expected = multipart_etag(parts)
+    for pause in (*COMPLETE_PAUSES, None):
+        try:
+            fs.call_s3(
+                "complete_multipart_upload",
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+            break
+        except Exception:
+            if expected is not None and _etag(fs, bucket, key) == expected:
+                break
+            if pause is None:
+                raise
+            time.sleep(pause)
+    fs.invalidate_cache(f"{bucket}/{key}")
+
+
+def multipart_etag(parts: list[dict[str, Any]]) -> str | None:
+    """Return the ETag S3 gives the object these parts complete into, or None if the parts' ETags are not MD5s."""
+    try:
+        digests = b"".join(bytes.fromhex(str(part["ETag"]).strip('"')) for part in parts)
+    except ValueError:
+        return None
+    return f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'
+
+
+def _etag(fs: Any, bucket: str, key: str) -> str | None:
+    try:
+        return str(fs.call_s3("head_object", Bucket=bucket, Key=key)["ETag"])
+    except Exception:  # not there (404), or S3 cannot say now
+        return None
+
+
+def complete_open_upload(final: ObjectStoragePath, size: int) -> str | None:
+    """Complete an open multipart upload of ``final`` whose parts hold exactly ``size`` bytes.
+
+    Return its upload id, or None when there is none (or ``final`` is not on S3). The upload a failed
+    completion left open (:class:`UploadLeftOpenError`) is found this way by a later run.
+    """
+    fs: Any = filesystem(final)
+    if final.protocol not in MULTIPART_PROTOCOLS or not hasattr(fs, "call_s3"):
+        return None
+    bucket, key, _ = fs.split_path(final.path)
+    uploads = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key).get("Uploads", [])
+    for upload in uploads:
+        if upload["Key"] != key:
+            continue
+        parts = _parts_of(fs, bucket, key, upload["UploadId"])
+        if sum(part["Size"] for part in parts) == size:
+            numbered = [{"PartNumber": part["PartNumber"], "ETag": part["ETag"]} for part in parts]
+            complete_upload(fs, bucket, key, upload["UploadId"], numbered)
+            return str(upload["UploadId"])
+    return None
+
+
+def _parts_of(fs: Any, bucket: str, key: str, upload_id: str) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    marker = 0
+    while True:
+        answer = fs.call_s3("list_parts", Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker)
+        parts += answer.get("Parts", [])
+        if not answer.get("IsTruncated"):
+            return parts
+        marker = answer["NextPartNumberMarker"]
 
 
 def open_sink(final: ObjectStoragePath) -> Sink:

@@ -269,3 +269,81 @@ def test_a_keep_that_fails_too_says_where_the_paid_bytes_are_and_that_overwrite_
     ):
         download()
     assert charges(emu) == 1
+
+
+class FailingCompletes:
+    """How ``complete_multipart_upload`` misbehaves: the next ``failures`` calls fail, each after (``lost_answer``)
+    or instead of completing the upload; ``completes`` counts the calls."""
+
+    def __init__(self, failures: int, lost_answer: bool) -> None:
+        self.failures = failures
+        self.lost_answer = lost_answer
+        self.completes = 0
+
+
+class _S3Proxy:
+    """The real S3 filesystem, with ``complete_multipart_upload`` failing as ``state`` says."""
+
+    def __init__(self, fs: Any, state: FailingCompletes) -> None:
+        self._fs = fs
+        self._state = state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs, name)
+
+    def call_s3(self, method: str, **kwargs: Any) -> Any:
+        state = self._state
+        if method == "complete_multipart_upload":
+            state.completes += 1
+            if state.failures > 0:
+                state.failures -= 1
+                if state.lost_answer:
+                    self._fs.call_s3(method, **kwargs)
+                raise ConnectionResetError(104, "Connection reset by peer")
+        return self._fs.call_s3(method, **kwargs)
+
+
+def failing_completes(monkeypatch: pytest.MonkeyPatch, failures: int, *, lost_answer: bool = False) -> FailingCompletes:
+    from airflow_provider_clearsky.operators import _storage_sinks as sinks
+
+    real, state = sinks.filesystem, FailingCompletes(failures, lost_answer)
+    monkeypatch.setattr(sinks, "filesystem", lambda path: _S3Proxy(real(path), state))
+    monkeypatch.setattr(sinks, "COMPLETE_PAUSES", (0.0, 0.0))
+    return state
+
+
+def test_a_failed_complete_is_retried(emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = failing_completes(monkeypatch, failures=2)
+    download()
+    assert state.completes == 3
+    assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == []
+    assert charges(emu) == 1
+
+
+def test_a_complete_whose_answer_is_lost_counts_as_done(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = failing_completes(monkeypatch, failures=1, lost_answer=True)
+    download()
+    assert state.completes == 1  # the object is there: not completed again (S3 would say NoSuchUpload)
+    data = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
+    sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.json")["Body"].read())
+    assert sidecar["sha256"] == hashlib.sha256(data).hexdigest() and open_uploads(s3) == []
+
+
+def test_an_upload_that_cannot_be_completed_is_left_open_and_completed_by_the_next_run(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = failing_completes(monkeypatch, failures=3)
+    with pytest.raises(RetryableTaskError, match=r"complete and paid .* left open.*nothing is paid again"):
+        download()
+    assert open_uploads(s3) == [KEY] and KEY not in keys(s3)  # the paid parts are kept, not aborted
+    assert charges(emu) == 1
+
+    state.failures = 0
+    download()
+    assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == []
+    data = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
+    sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.json")["Body"].read())
+    assert sidecar["size"] == len(data) and sidecar["sha256"] == hashlib.sha256(data).hexdigest()
+    assert charges(emu) == 1  # completed, not downloaded again
