@@ -220,7 +220,13 @@ def finish_open_upload(target: DownloadTarget, *, verify_existing: str, log: Log
     document = storage.read_json(target.sidecar_path)
     if document is None or not meta.sidecar_matches(document, target.key)[0]:
         return False
-    upload_id = sinks.complete_open_upload(target.final, document["size"])
+    try:
+        upload_id = sinks.complete_open_upload(target.final, document["size"])
+    except Exception as error:
+        raise RetryableTaskError(
+            f"{target.uri}: an open upload may hold this download's paid bytes, but S3 cannot complete it now "
+            f"({type(error).__name__}: {error}). The next try tries again; nothing was requested or paid."
+        ) from None
     if upload_id is None:
         return False
     if verify_existing == "checksum" and storage.sha256_of(target.final) != document["sha256"]:

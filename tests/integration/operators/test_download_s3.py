@@ -340,6 +340,11 @@ def test_an_upload_that_cannot_be_completed_is_left_open_and_completed_by_the_ne
     assert open_uploads(s3) == [KEY] and KEY not in keys(s3)  # the paid parts are kept, not aborted
     assert charges(emu) == 1
 
+    state.failures = 3  # S3 still cannot complete it: the next try says so and pays nothing
+    with pytest.raises(RetryableTaskError, match=r"cannot complete it now .*nothing was requested or paid"):
+        download()
+    assert open_uploads(s3) == [KEY] and charges(emu) == 1
+
     state.failures = 0
     download()
     assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == []
