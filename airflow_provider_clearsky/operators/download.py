@@ -62,6 +62,20 @@ def _api_failure(error: ClearSkyError, what: str) -> Exception:
     return RetryableTaskError(f"{what} failed, will be retried: {error}")
 
 
+def _no_retry_after_uploads(failure: Exception, uploaded: list[str]) -> Exception:
+    """Fail for good once earlier files of the task went to ``upload_url``: a retry would pay for them again.
+
+    The API writes to a URL the operator cannot read back, so nothing tells a retry which files are there.
+    """
+    if not uploaded or isinstance(failure, AirflowFailException):
+        return failure
+    return AirflowFailException(
+        f"{failure} Not retried: {len(uploaded)} earlier file(s) of this task were already uploaded and paid "
+        f"({'; '.join(uploaded)}), and a retry would upload and pay for them again. Clearing the task does "
+        "that too; map the task over its files (one file per task instance) so a retry repeats only its own."
+    )
+
+
 def _limit_refusal(error: LimitExceededError, kind: str) -> AirflowFailException:
     """Fail for good when the API refused a request above the account's limits (codes 1004/1005).
 
@@ -216,7 +230,7 @@ class _ClearSkyDownloadOperator(DownloadOperatorBase):
     def _execute_upload(self, targets: list[DownloadTarget]) -> str | list[str]:
         """Have the API PUT each file to ``upload_url`` (201, no body); the URL is never returned or logged."""
         host = urlsplit(str(self.upload_url)).hostname or "?"
-        described = []
+        described: list[str] = []
         with self._hook() as hook:
             self._prepare(hook, targets)
             for target in targets:
@@ -230,7 +244,8 @@ class _ClearSkyDownloadOperator(DownloadOperatorBase):
                 except LimitExceededError as error:
                     raise _limit_refusal(error, target.kind) from None
                 except ClearSkyError as error:
-                    raise _api_failure(error, f"uploading {target.kind} via upload_url") from None
+                    failure = _api_failure(error, f"uploading {target.kind} {target.label} via upload_url")
+                    raise _no_retry_after_uploads(failure, described) from None
                 text = f"{target.kind} {target.label} uploaded to {host} via upload_url (URL redacted)"
                 self.log.info("%s", text)
                 described.append(text)

@@ -488,10 +488,13 @@ def test_a_minitile_above_the_area_limit_is_refused_by_the_api_with_advice_that_
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list[tuple[str, bytes]] = []
+    after_put: Any = None  # called once a PUT's body has arrived
 
     def do_PUT(self) -> None:
         length = int(self.headers["Content-Length"])
         self.received.append((self.path, self.rfile.read(length)))
+        if _Receiver.after_put is not None:
+            _Receiver.after_put()
         self.send_response(201)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -502,7 +505,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
-    _Receiver.received = []
+    _Receiver.received, _Receiver.after_put = [], None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -539,3 +542,25 @@ def test_upload_url_failure_does_not_leak_the_url(emu: EmulatorHandle, order_gui
         composite(upload_url=url).execute({})
     assert "Upload to UploadUrl failed" in str(raised.value)
     assert "TOP-SECRET" not in str(raised.value) and "TOP-SECRET" not in repr(raised.value.__cause__)
+
+
+def test_a_failure_after_a_file_went_to_upload_url_is_not_retried(
+    emu: EmulatorHandle, receiver: tuple[str, list[tuple[str, bytes]]]
+) -> None:
+    """The API writes to a URL nobody can read back: a retry would upload, and pay for, the first file again."""
+    url, received = receiver
+    with emu.client() as client:
+        tile = client.post("/api/tasking/search/tiles", json={"Wkt": FIELD}).json()["Data"]["Tiles"][0]["Guid"]
+        pair = client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": tile}).json()["Data"][
+            "MiniTiles"
+        ][:2]
+    place_order(emu, Wkt=None, TileGuids=None, MiniTileGuids=pair)
+    # Once the first file has arrived, the API drops the next request's connection: retryable on its own.
+    _Receiver.after_put = lambda: emu.control.add_fault("reset", path="/api/satelliteimages/process/minitile")
+    task = ClearSkyDownloadTileOperator(
+        task_id="minis", minitile_guid=pair, date=DATES[0], bands="rgb", resolution=40, upload_url=url
+    )
+    with pytest.raises(AirflowFailException, match=r"Not retried: 1 earlier file\(s\) .*uploaded and paid") as raised:
+        task.execute({})
+    assert f"minitile {pair[0]}" in str(raised.value) and "TOP-SECRET" not in str(raised.value)
+    assert len(received) == 1
