@@ -23,7 +23,12 @@ samples RSS every 5 ms).
 
 Figures: MiB/s for each, the ratios operator/curl and requests/curl per round and their medians per server
 (target >= 0.8 for the operator against both servers), operator against ``curl | tee | openssl sha256``, and
-the peak RSS growth (target < 64 MiB).
+the peak RSS growth (target < 64 MiB). CPU accounting, per GiB: curl's and the server's during the curl run,
+the operator's (every thread of this process) and the server's during the operator run, and the operator's
+*CPU ceiling* against curl: the rate it would reach if every CPU did nothing but this download's work
+(CPUs / CPU seconds per GiB of operator and server together), divided by curl's measured rate. A ceiling
+below 0.8 means the target cannot be met on this machine at this CPU cost per byte, however the work is
+scheduled. (Against the static server, the server's figure is the static server alone.)
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -118,6 +124,28 @@ def place_order(base_url: str, passes: int) -> None:
     response = httpx.post(f"{base_url}/api/tasking/orders", json=body, headers={"x-api-key": API_KEY}, timeout=60)
     if response.status_code != 200:
         raise SystemExit(f"order failed: {response.status_code} {response.text[:500]}")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds (user + system) of every thread of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of the finished child processes waited for (curl, tee, openssl)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a running process (a server), from /proc/<pid>/stat; 0.0 where unavailable."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes() -> int:
@@ -349,7 +377,11 @@ def main() -> None:
             f"load average before: {os.getloadavg()[0]:.2f}"
         )
         header = f"{'server':>8} {'round':>5} {'curl MiB/s':>11} {'requests MiB/s':>15} {'operator MiB/s':>15}"
-        print(header + f" {'op/curl':>8} {'req/curl':>9} {'RSS growth MiB':>15} {'op/curl+sha':>13}")
+        cpu_header = " CPU s/GiB: curl  srv   op  srv  ceiling"
+        print(header + f" {'op/curl':>8} {'req/curl':>9} {'RSS growth MiB':>15} {'op/curl+sha':>13}" + cpu_header)
+        cpus = os.cpu_count() or 1
+        cpu: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in servers}
+        ceilings: dict[str, list[float]] = {name: [] for name in servers}
         ratios: dict[str, list[float]] = {name: [] for name in servers}
         request_ratios: dict[str, list[float]] = {name: [] for name in servers}
         hashed_ratios: dict[str, list[float]] = {name: [] for name in servers}  # operator vs curl | tee | openssl
@@ -359,8 +391,11 @@ def main() -> None:
                 url = urls[server]
                 conn_id = "clearsky_default" if server == "emulator" else "clearsky_static"
                 reference = folder / f"reference-{index}.tif"
+                server_pid = static.pid if server == "static" and static is not None else emulator.pid
                 os.sync()  # each run starts with no dirty pages of the previous one being written back
+                before = children_cpu_seconds(), process_cpu_seconds(server_pid)
                 curl_seconds, curl_bytes = run_curl(url, body, reference)
+                curl_cpu = (children_cpu_seconds() - before[0], process_cpu_seconds(server_pid) - before[1])
                 reference.unlink()
                 os.sync()
                 requests_seconds, requests_bytes = run_requests(url, body, reference)
@@ -370,9 +405,10 @@ def main() -> None:
                 reference.unlink()
                 os.sync()
                 name = f"operator-{index}.tif"
-                op_seconds, size, growth = run_operator(
-                    operator(BIG, folder, chunk_size, name, conn_id), folder, name, args.keep
-                )
+                task = operator(BIG, folder, chunk_size, name, conn_id)
+                before = own_cpu_seconds(), process_cpu_seconds(server_pid)
+                op_seconds, size, growth = run_operator(task, folder, name, args.keep)
+                op_cpu = (own_cpu_seconds() - before[0], process_cpu_seconds(server_pid) - before[1])
                 if not size == curl_bytes == requests_bytes == hashed_bytes:
                     raise SystemExit(f"sizes differ: operator {size}, curl {curl_bytes}, requests {requests_bytes}")
                 hashed_ratios[server].append(hashed_seconds / op_seconds)
@@ -382,10 +418,16 @@ def main() -> None:
                 ratios[server].append(op_rate / curl_rate)
                 request_ratios[server].append(requests_rate / curl_rate)
                 growths.append(growth)
+                gib = size / 2**30
+                cpu[server].append((curl_cpu[0] / gib, curl_cpu[1] / gib, op_cpu[0] / gib, op_cpu[1] / gib))
+                # The fastest the operator could go if every core did nothing but this download's work.
+                ceilings[server].append(cpus / (op_cpu[0] + op_cpu[1]) * gib / (curl_rate / 1024))
                 print(
                     f"{server:>8} {index:>5} {curl_rate:>11.1f} {requests_rate:>15.1f} {op_rate:>15.1f} "
                     f"{op_rate / curl_rate:>8.2f} {requests_rate / curl_rate:>9.2f} {growth:>15.1f} "
-                    f"{hashed_seconds / op_seconds:>13.2f}",
+                    f"{hashed_seconds / op_seconds:>13.2f} "
+                    + " ".join(f"{value:>5.2f}" for value in cpu[server][-1])
+                    + f" {ceilings[server][-1]:>8.2f}",
                     flush=True,
                 )
         for server in servers:
@@ -393,6 +435,12 @@ def main() -> None:
                 f"{server}: operator/curl median ratio {statistics.median(ratios[server]):.2f} (target >= 0.8); "
                 f"requests/curl median ratio {statistics.median(request_ratios[server]):.2f}; "
                 f"operator/(curl | tee | openssl sha256) median ratio {statistics.median(hashed_ratios[server]):.2f}"
+            )
+            medians = [statistics.median(row[column] for row in cpu[server]) for column in range(4)]
+            print(
+                f"{server}: CPU seconds per GiB (medians): curl {medians[0]:.2f} with the server's {medians[1]:.2f}; "
+                f"operator {medians[2]:.2f} (all its threads) with the server's {medians[3]:.2f}. CPU ceiling of "
+                f"operator/curl on {cpus} CPUs: {statistics.median(ceilings[server]):.2f}"
             )
         print(f"file size {size} bytes ({size / 2**30:.2f} GiB); max RSS growth {max(growths):.1f} MiB (target < 64)")
     finally:
