@@ -379,7 +379,7 @@ def main() -> None:
         header = f"{'server':>8} {'round':>5} {'curl MiB/s':>11} {'requests MiB/s':>15} {'operator MiB/s':>15}"
         cpu_header = " CPU s/GiB: curl  srv   op  srv  ceiling"
         print(header + f" {'op/curl':>8} {'req/curl':>9} {'RSS growth MiB':>15} {'op/curl+sha':>13}" + cpu_header)
-        cpus = os.cpu_count() or 1
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         cpu: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in servers}
         ceilings: dict[str, list[float]] = {name: [] for name in servers}
         ratios: dict[str, list[float]] = {name: [] for name in servers}

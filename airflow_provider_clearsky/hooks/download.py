@@ -162,6 +162,7 @@ class Download(_DownloadBase):
     def __init__(self, call: ApiCall[Any], response: httpx.Response) -> None:
         super().__init__(call, response)
         self._body: _SocketBody | _Pieces | None = None
+        self._reader: str | None = None  # how the body is being read: "iter_bytes" or "readinto"
 
     def iter_bytes(self, chunk_size: int | None = CHUNK_SIZE) -> Iterator[bytes]:
         """Yield the body in chunks of ``chunk_size`` bytes, or as received from the network with ``None``.
@@ -175,7 +176,7 @@ class Download(_DownloadBase):
             if chunk_size is not None:
                 yield from self._response.iter_bytes(chunk_size)
                 return
-            yield from self._open_body().chunks()
+            yield from self._open_body("iter_bytes").chunks()
         except httpx.TransportError as error:
             raise transport_error(self._call, error) from error
 
@@ -187,18 +188,25 @@ class Download(_DownloadBase):
         can reuse a few buffers instead of allocating one per read (each fresh allocation costs page faults).
         Otherwise httpx's pieces are copied in. Fewer bytes than announced raise ``TransportError``.
         """
+        view = memoryview(buffer).cast("B")
+        if not view:
+            raise ValueError("readinto needs a buffer of at least one byte")
         try:
-            return self._open_body().readinto(memoryview(buffer).cast("B"))
+            return self._open_body("readinto").readinto(view)
         except httpx.TransportError as error:
             raise transport_error(self._call, error) from error
 
-    def _open_body(self) -> _SocketBody | _Pieces:
+    def _open_body(self, reader: str) -> _SocketBody | _Pieces:
+        if self._reader is not None and (reader == "iter_bytes" or reader != self._reader):  # only readinto repeats
+            raise RuntimeError(f"the body is already being read (by {self._reader}); it can be read once, one way")
+        self._reader = reader
         if self._body is None:
             self._body = self._socket_body() or _Pieces(self._response.iter_bytes(None))
         return self._body
 
     def _socket_body(self) -> _SocketBody | None:
-        if self.content_length is None or not self.exact_length:
+        # With Transfer-Encoding, the bytes on the wire are framed (chunked) whatever Content-Length says.
+        if self.content_length is None or not self.exact_length or "transfer-encoding" in self.headers:
             return None
         sock = _body_socket(self._response)
         if sock is None:

@@ -54,6 +54,7 @@ class BackgroundSha256:
         self._queue: queue.Queue[_Block | None] | None = None
         self._thread: threading.Thread | None = None
         self._hexdigest: str | None = None
+        self._error: BaseException | None = None  # the helper thread's, raised by hexdigest
 
     def update(self, chunk: bytes) -> None:
         """Add ``chunk`` to the hash (handed to the helper thread once a block is full)."""
@@ -83,10 +84,15 @@ class BackgroundSha256:
         assert self._queue is not None
         while (item := self._queue.get()) is not None:
             pieces, release = item
-            for piece in pieces:
-                self._digest.update(piece)
-            if release is not None:
-                release()
+            try:
+                if self._error is None:
+                    for piece in pieces:
+                        self._digest.update(piece)
+            except BaseException as error:  # reported by hexdigest; the buffers keep coming back
+                self._error = error
+            finally:
+                if release is not None:
+                    release()
 
     def _stop(self) -> None:
         if self._queue is not None and self._thread is not None:
@@ -98,6 +104,8 @@ class BackgroundSha256:
         """Return the SHA-256 of every byte added, as hex; waits for the helper thread and ends it."""
         if self._hexdigest is None:
             self._stop()  # everything handed over is hashed, in order
+            if self._error is not None:
+                raise RuntimeError(f"SHA-256 of the download failed: {self._error!r}") from self._error
             for chunk in self._pending:
                 self._digest.update(chunk)
             self._pending = []
@@ -138,6 +146,14 @@ class BufferRing:
     def give_back(self, buffer: bytearray) -> None:
         """Make ``buffer`` free again (from any thread)."""
         self._free.put(buffer)
+
+
+def _fill(readinto: Callable[[memoryview], int], buffer: memoryview) -> int:
+    """Read into ``buffer`` until it is full or the body has ended; return how many bytes it holds."""
+    filled = 0
+    while filled < len(buffer) and (size := readinto(buffer[filled:])):
+        filled += size
+    return filled
 
 
 class IncompleteDownloadError(Exception):
@@ -187,13 +203,14 @@ class AtomicWriter:
         """Write everything ``readinto`` reads (until it returns 0), reporting the running size to ``progress``.
 
         The bytes are read into a ring of ``HASH_DEPTH + 2`` reused buffers of ``HASH_BLOCK`` bytes: each is
-        written, then hashed in the helper thread, then reused. No memory is allocated per read, and at most
-        ~10 MiB is held whatever the file size.
+        filled (a TLS socket gives one 16 KiB record per read), written, then hashed in the helper thread, then
+        reused. No memory is allocated per read, and the ring holds at most ~10 MiB whatever the file size
+        (an S3 sink buffers one 8 MiB part besides).
         """
         ring = BufferRing(HASH_BLOCK, HASH_DEPTH + 2)
         while True:
             buffer = ring.take()
-            size = readinto(memoryview(buffer))
+            size = _fill(readinto, memoryview(buffer))
             if not size:
                 ring.give_back(buffer)
                 return

@@ -89,9 +89,11 @@ def already_downloaded(
     assert target.final is not None
     if not storage.exists(target.final):
         return finish_kept(target, order_guid=order_guid, write_stac=write_stac, log=log) or finish_open_upload(
-            target, verify_existing=verify_existing, log=log
+            target, log=log
         )
     if overwrite:
+        if finish_open_upload(target, log=log):  # the paid bytes of an earlier try of this very overwrite
+            return True
         log.info("%s exists; overwrite=True, so it will be downloaded again (and paid again)", target.uri)
         return False
     document = storage.read_json(target.sidecar_path)
@@ -172,6 +174,16 @@ def _keep(target: DownloadTarget, writer: AtomicWriter, metadata_error: Exceptio
     """Keep the paid bytes under their ``.complete`` name, or fail saying exactly where they are."""
     try:
         return writer.keep(target.key)
+    except sinks.UploadLeftOpenError as error:
+        raise AirflowFailException(
+            f"{target.uri}: the download is complete and paid ({writer.size} bytes, SHA-256 {writer.sha256}), but "
+            f"neither its metadata ({type(metadata_error).__name__}: {metadata_error}) could be written nor could "
+            f"{error}. Without a sidecar a re-run cannot verify those bytes, so it would download and pay again; a "
+            "later run of this download also aborts open uploads of its key once they are older than the task's "
+            "execution_timeout (24 h without one). To keep the bytes, complete that upload yourself (`aws s3api "
+            "list-parts`, then `aws s3api complete-multipart-upload`) and check its size and SHA-256 against the "
+            "above."
+        ) from None
     except Exception as error:
         raise AirflowFailException(
             f"{target.uri}: the download is complete and paid ({writer.size} bytes, SHA-256 {writer.sha256}), "
@@ -209,30 +221,38 @@ def finish_kept(target: DownloadTarget, *, order_guid: str | None, write_stac: b
     return True
 
 
-def finish_open_upload(target: DownloadTarget, *, verify_existing: str, log: Log) -> bool:
+def finish_open_upload(target: DownloadTarget, *, log: Log) -> bool:
     """Complete the S3 upload an earlier try left open after writing the metadata (no request: True).
 
-    Its sidecar, written before the upload was to be completed, names this request, the size and the
-    SHA-256; an open upload of the final key with exactly that many bytes is completed and checked against
-    them. False when there is no such upload (or the destination is not on S3).
+    Its sidecar, written just after the upload started, names this request, the size and the SHA-256: the
+    newest open upload of the final key started by then and holding exactly that many bytes is completed,
+    then its SHA-256 is checked whatever ``verify_existing`` says. False when there is no such upload (or the
+    destination is not on S3).
     """
     assert target.final is not None
-    document = storage.read_json(target.sidecar_path)
-    if document is None or not meta.sidecar_matches(document, target.key)[0]:
+    if not sinks.is_multipart_store(target.final):
         return False
     try:
-        upload_id = sinks.complete_open_upload(target.final, document["size"])
+        document = storage.read_json_if_present(target.sidecar_path)
+        if document is None or not meta.sidecar_matches(document, target.key)[0]:
+            return False
+        started = dt.datetime.fromisoformat(str(document["downloaded_at"]).replace("Z", "+00:00"))
+        upload_id = sinks.complete_open_upload(target.final, document["size"], started)
     except Exception as error:
         raise RetryableTaskError(
-            f"{target.uri}: an open upload may hold this download's paid bytes, but S3 cannot complete it now "
-            f"({type(error).__name__}: {error}). The next try tries again; nothing was requested or paid."
+            f"{target.uri}: an open upload may hold this download's paid bytes, but S3 cannot tell or complete it "
+            f"now ({type(error).__name__}: {error}). The next try tries again; nothing was requested or paid."
         ) from None
     if upload_id is None:
         return False
-    if verify_existing == "checksum" and storage.sha256_of(target.final) != document["sha256"]:
-        storage.remove(target.final)
-        log.warning("%s: open upload %s does not hold the bytes its sidecar records; removed it", target.uri, upload_id)
-        return False
+    if storage.sha256_of(target.final) != document["sha256"]:
+        storage.remove(target.sidecar_path)  # a file without sidecar: refused by later runs, never paid for
+        raise AirflowFailException(
+            f"{target.uri}: completed open upload {upload_id}, whose size matches this download's sidecar, but its "
+            "SHA-256 differs from the sidecar's, so it is not known to be this download; the sidecar was removed "
+            "and the file left as it is. Nothing was requested or paid. Check the file, then delete it or set "
+            "overwrite=True (which downloads and pays again)."
+        )
     log.info(
         "%s: an earlier try downloaded and paid it completely but S3 could not complete its upload %s; "
         "completed it now, no request, nothing paid",

@@ -130,6 +130,18 @@ def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def read_json_if_present(path: ObjectStoragePath) -> dict[str, Any] | None:
+    """Return a small JSON document, or None if it is missing or not a JSON object; other read errors raise."""
+    try:
+        with filesystem(path).open(path.path, "rb") as handle:
+            value = json.loads(handle.read().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def remove(path: ObjectStoragePath) -> None:
     """Delete ``path`` if it is there; cleanup never fails the task."""
     with contextlib.suppress(FileNotFoundError, OSError):

@@ -8,6 +8,7 @@ final key, completed only when every byte is in (:class:`MultipartSink`). Other 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import time
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 PART_SIZE = 8 * 1024 * 1024
 #: Seconds between attempts to complete a multipart upload (one attempt more than pauses).
 COMPLETE_PAUSES = (1.0, 4.0)
+#: How far S3's clock may run ahead of the worker's when an upload is matched to the sidecar written after it.
+UPLOAD_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 class Sink:
@@ -183,8 +186,10 @@ class MultipartSink(Sink):
         """
         try:
             complete_upload(self._fs, self._bucket, self._key, self.upload_id, self._parts)
-        except Exception as error:
+        except BaseException as error:  # a task timeout too: the parts are the paid bytes, never aborted now
             self._left_open = True
+            if not isinstance(error, Exception):
+                raise
             raise UploadLeftOpenError(
                 f"multipart upload {self.upload_id} of s3://{self._bucket}/{self._key} holds every byte "
                 f"({self._size}) but could not be completed ({type(error).__name__}: {error}); it is left open"
@@ -224,6 +229,10 @@ def complete_upload(fs: Any, bucket: str, key: str, upload_id: str, parts: list[
             break
         except Exception:
             if expected is not None and _etag(fs, bucket, key) == expected:
+                # These very bytes are at the key: the answer was lost after success, or an earlier object was
+                # identical. Either way the upload's parts are no longer needed.
+                with contextlib.suppress(Exception):
+                    fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
                 break
             if pause is None:
                 raise
@@ -247,20 +256,27 @@ def _etag(fs: Any, bucket: str, key: str) -> str | None:
         return None
 
 
-def complete_open_upload(final: ObjectStoragePath, size: int) -> str | None:
-    """Complete an open multipart upload of ``final`` whose parts hold exactly ``size`` bytes.
+def is_multipart_store(final: ObjectStoragePath) -> bool:
+    """Tell whether ``final`` is written through a multipart upload (S3)."""
+    return final.protocol in MULTIPART_PROTOCOLS and hasattr(filesystem(final), "call_s3")
 
-    Return its upload id, or None when there is none (or ``final`` is not on S3). The upload a failed
-    completion left open (:class:`UploadLeftOpenError`) is found this way by a later run.
+
+def complete_open_upload(final: ObjectStoragePath, size: int, initiated_by: dt.datetime) -> str | None:
+    """Complete the newest open multipart upload of ``final`` started by ``initiated_by`` and holding ``size`` bytes.
+
+    Return its upload id, or None when there is none, or when the uploads cannot be listed (no permission).
+    The upload a failed completion left open (:class:`UploadLeftOpenError`) is found this way by a later run;
+    uploads started later (``UPLOAD_CLOCK_SKEW`` allowed for S3's clock) belong to other writers.
     """
     fs: Any = filesystem(final)
-    if final.protocol not in MULTIPART_PROTOCOLS or not hasattr(fs, "call_s3"):
-        return None
     bucket, key, _ = fs.split_path(final.path)
-    uploads = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key).get("Uploads", [])
-    for upload in uploads:
-        if upload["Key"] != key:
-            continue
+    try:
+        uploads = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key).get("Uploads", [])
+    except PermissionError:
+        return None
+    latest = initiated_by + UPLOAD_CLOCK_SKEW
+    candidates = [upload for upload in uploads if upload["Key"] == key and upload["Initiated"] <= latest]
+    for upload in sorted(candidates, key=lambda upload: upload["Initiated"], reverse=True):
         parts = _parts_of(fs, bucket, key, upload["UploadId"])
         if sum(part["Size"] for part in parts) == size:
             numbered = [{"PartNumber": part["PartNumber"], "ETag": part["ETag"]} for part in parts]

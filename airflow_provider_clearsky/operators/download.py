@@ -62,17 +62,27 @@ def _api_failure(error: ClearSkyError, what: str) -> Exception:
     return RetryableTaskError(f"{what} failed, will be retried: {error}")
 
 
-def _no_retry_after_uploads(failure: Exception, uploaded: list[str]) -> Exception:
+def _upload_one(hook: ClearSkyHook, target: DownloadTarget) -> None:
+    """Have the API write one file to the request's ``upload_url`` (it answers 201 with no body)."""
+    with open_download(hook, target) as download:
+        if not download.uploaded:
+            raise AirflowFailException(
+                f"the API answered {download.status_code} with a file instead of writing it to upload_url; "
+                "nothing was saved"
+            )
+
+
+def _no_retry_after_uploads(error: BaseException, target: DownloadTarget, uploaded: list[str]) -> AirflowFailException:
     """Fail for good once earlier files of the task went to ``upload_url``: a retry would pay for them again.
 
     The API writes to a URL the operator cannot read back, so nothing tells a retry which files are there.
     """
-    if not uploaded or isinstance(failure, AirflowFailException):
-        return failure
+    detail = str(error) or type(error).__name__
     return AirflowFailException(
-        f"{failure} Not retried: {len(uploaded)} earlier file(s) of this task were already uploaded and paid "
-        f"({'; '.join(uploaded)}), and a retry would upload and pay for them again. Clearing the task does "
-        "that too; map the task over its files (one file per task instance) so a retry repeats only its own."
+        f"uploading {target.kind} {target.label} via upload_url failed ({detail}). Not retried: {len(uploaded)} "
+        f"earlier file(s) of this task were already uploaded and paid ({'; '.join(uploaded)}), and a retry would "
+        "upload and pay for them again. Clearing the task does that too; map the task over its files (one file "
+        "per task instance) so that a retry repeats only its own."
     )
 
 
@@ -235,17 +245,17 @@ class _ClearSkyDownloadOperator(DownloadOperatorBase):
             self._prepare(hook, targets)
             for target in targets:
                 try:
-                    with open_download(hook, target) as download:
-                        if not download.uploaded:
-                            raise AirflowFailException(
-                                f"the API answered {download.status_code} with a file instead of writing it to "
-                                "upload_url; nothing was saved"
-                            )
-                except LimitExceededError as error:
-                    raise _limit_refusal(error, target.kind) from None
-                except ClearSkyError as error:
-                    failure = _api_failure(error, f"uploading {target.kind} {target.label} via upload_url")
-                    raise _no_retry_after_uploads(failure, described) from None
+                    _upload_one(hook, target)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as error:  # a task timeout too
+                    if described:
+                        raise _no_retry_after_uploads(error, target, described) from None
+                    if isinstance(error, LimitExceededError):
+                        raise _limit_refusal(error, target.kind) from None
+                    if isinstance(error, ClearSkyError):
+                        raise _api_failure(error, f"uploading {target.kind} {target.label} via upload_url") from None
+                    raise
                 text = f"{target.kind} {target.label} uploaded to {host} via upload_url (URL redacted)"
                 self.log.info("%s", text)
                 described.append(text)

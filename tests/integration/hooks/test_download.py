@@ -117,3 +117,16 @@ def test_readinto_without_a_socket_copies_httpx_pieces(clearsky_connection):
     with scripted.stream_composite(REQUEST) as download:
         body, reads = read_all_into(download, 4096)
     assert body == payload and set(reads[:-1]) == {4096}
+
+
+def test_a_body_is_read_once_one_way(hook):
+    with hook.stream_composite(REQUEST) as download:
+        assert download.readinto(bytearray(1000)) == 1000
+        with pytest.raises(RuntimeError, match="already being read"):
+            next(download.iter_bytes(None))
+        with pytest.raises(ValueError, match="at least one byte"):
+            download.readinto(bytearray())
+    with hook.stream_composite(REQUEST) as download:
+        next(download.iter_bytes(None))
+        with pytest.raises(RuntimeError, match="already being read"):
+            download.readinto(bytearray(10))

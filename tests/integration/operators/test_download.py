@@ -564,3 +564,36 @@ def test_a_failure_after_a_file_went_to_upload_url_is_not_retried(
         task.execute({})
     assert f"minitile {pair[0]}" in str(raised.value) and "TOP-SECRET" not in str(raised.value)
     assert len(received) == 1
+
+
+class _TaskTimeout(BaseException):
+    """Like Airflow's AirflowTaskTimeout: a BaseException raised wherever the task is."""
+
+
+def test_a_task_timeout_after_a_file_went_to_upload_url_is_not_retried(
+    emu: EmulatorHandle, receiver: tuple[str, list[tuple[str, bytes]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_clearsky.operators import download as download_module
+
+    url, received = receiver
+    with emu.client() as client:
+        tile = client.post("/api/tasking/search/tiles", json={"Wkt": FIELD}).json()["Data"]["Tiles"][0]["Guid"]
+        pair = client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": tile}).json()["Data"][
+            "MiniTiles"
+        ][:2]
+    place_order(emu, Wkt=None, TileGuids=None, MiniTileGuids=pair)
+    real, calls = download_module._upload_one, []
+
+    def upload_then_time_out(hook: Any, target: Any) -> None:
+        calls.append(target)
+        if len(calls) == 2:
+            raise _TaskTimeout("Timeout, PID: 1234")
+        real(hook, target)
+
+    monkeypatch.setattr(download_module, "_upload_one", upload_then_time_out)
+    task = ClearSkyDownloadTileOperator(
+        task_id="minis", minitile_guid=pair, date=DATES[0], bands="rgb", resolution=40, upload_url=url
+    )
+    with pytest.raises(AirflowFailException, match=r"failed \(Timeout, PID: 1234\)\. Not retried: 1 earlier file"):
+        task.execute({})
+    assert len(received) == 1

@@ -279,6 +279,7 @@ class FailingCompletes:
         self.failures = failures
         self.lost_answer = lost_answer
         self.completes = 0
+        self.error: BaseException = ConnectionResetError(104, "Connection reset by peer")
 
 
 class _S3Proxy:
@@ -299,7 +300,7 @@ class _S3Proxy:
                 state.failures -= 1
                 if state.lost_answer:
                     self._fs.call_s3(method, **kwargs)
-                raise ConnectionResetError(104, "Connection reset by peer")
+                raise state.error
         return self._fs.call_s3(method, **kwargs)
 
 
@@ -326,6 +327,7 @@ def test_a_complete_whose_answer_is_lost_counts_as_done(
     state = failing_completes(monkeypatch, failures=1, lost_answer=True)
     download()
     assert state.completes == 1  # the object is there: not completed again (S3 would say NoSuchUpload)
+    assert charges(emu) == 1
     data = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
     sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.json")["Body"].read())
     assert sidecar["sha256"] == hashlib.sha256(data).hexdigest() and open_uploads(s3) == []
@@ -341,7 +343,7 @@ def test_an_upload_that_cannot_be_completed_is_left_open_and_completed_by_the_ne
     assert charges(emu) == 1
 
     state.failures = 3  # S3 still cannot complete it: the next try says so and pays nothing
-    with pytest.raises(RetryableTaskError, match=r"cannot complete it now .*nothing was requested or paid"):
+    with pytest.raises(RetryableTaskError, match=r"cannot tell or complete it now .*nothing was requested or paid"):
         download()
     assert open_uploads(s3) == [KEY] and charges(emu) == 1
 
@@ -352,3 +354,66 @@ def test_an_upload_that_cannot_be_completed_is_left_open_and_completed_by_the_ne
     sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.json")["Body"].read())
     assert sidecar["size"] == len(data) and sidecar["sha256"] == hashlib.sha256(data).hexdigest()
     assert charges(emu) == 1  # completed, not downloaded again
+
+
+def test_an_overwrite_whose_upload_was_left_open_is_completed_not_paid_again(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"an older file")
+    state = failing_completes(monkeypatch, failures=3)
+    with pytest.raises(RetryableTaskError, match="left open"):
+        download(overwrite=True)
+    assert open_uploads(s3) == [KEY] and charges(emu) == 1  # the older object is still at the key
+
+    state.failures = 0
+    download(overwrite=True)  # the retry of that overwrite: completes its upload
+    assert open_uploads(s3) == [] and charges(emu) == 1
+    data = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
+    sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.json")["Body"].read())
+    assert sidecar["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_an_open_upload_that_does_not_match_its_sidecar_is_not_trusted(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = failing_completes(monkeypatch, failures=3)
+    with pytest.raises(RetryableTaskError, match="left open"):
+        download()
+    sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.json")["Body"].read())
+    s3.put_object(Bucket=BUCKET, Key=f"{KEY}.json", Body=json.dumps({**sidecar, "sha256": "0" * 64}).encode())
+
+    state.failures = 0
+    with pytest.raises(
+        AirflowFailException, match=r"SHA-256 differs from the sidecar's.*Nothing was requested or paid"
+    ):
+        download()
+    assert f"{KEY}.json" not in keys(s3) and charges(emu) == 1  # a file without sidecar: refused, never paid for
+    with pytest.raises(AirflowFailException, match="not known to be a complete download"):
+        download()
+    assert charges(emu) == 1
+
+
+def test_a_failed_complete_over_identical_bytes_counts_as_done_and_drops_the_parts(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    download()
+    failing_completes(monkeypatch, failures=3)
+    download(overwrite=True)  # S3 never completes it, but the key already holds these very bytes (same ETag)
+    assert open_uploads(s3) == [] and charges(emu) == 2
+
+
+class _TaskTimeout(BaseException):
+    """Like Airflow's AirflowTaskTimeout, a BaseException raised in the middle of whatever the task does."""
+
+
+def test_a_task_timeout_while_completing_leaves_the_paid_parts_open(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = failing_completes(monkeypatch, failures=1)
+    state.error = _TaskTimeout()
+    with pytest.raises(_TaskTimeout):
+        download()
+    assert open_uploads(s3) == [KEY]  # not aborted: the next try completes it
+
+    download()
+    assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == [] and charges(emu) == 1
