@@ -63,8 +63,8 @@ class BackgroundSha256:
         if self._pending_size >= HASH_BLOCK:
             self._hand_over(None)
 
-    def update_then_release(self, view: memoryview, release: Callable[[], None]) -> None:
-        """Add ``view`` to the hash in the helper thread, then call ``release``: its buffer may be reused then.
+    def update_then_release(self, view: memoryview, release: Callable[[], None] | None) -> None:
+        """Add ``view`` to the hash in the helper thread, then call ``release`` (if any): its buffer is free then.
 
         The view is handed over at once, so at most ``HASH_DEPTH + 1`` views are held at any time.
         """
@@ -148,14 +148,6 @@ class BufferRing:
         self._free.put(buffer)
 
 
-def _fill(readinto: Callable[[memoryview], int], buffer: memoryview) -> int:
-    """Read into ``buffer`` until it is full or the body has ended; return how many bytes it holds."""
-    filled = 0
-    while filled < len(buffer) and (size := readinto(buffer[filled:])):
-        filled += size
-    return filled
-
-
 class IncompleteDownloadError(Exception):
     """The body ended before ``Content-Length`` bytes arrived (or ran past it)."""
 
@@ -202,15 +194,16 @@ class AtomicWriter:
     def write_from(self, readinto: Callable[[memoryview], int], progress: Callable[[int], None]) -> None:
         """Write everything ``readinto`` reads (until it returns 0), reporting the running size to ``progress``.
 
-        The bytes are read into a ring of ``HASH_DEPTH + 2`` reused buffers of ``HASH_BLOCK`` bytes: each is
-        filled (a TLS socket gives one 16 KiB record per read), written, then hashed in the helper thread, then
-        reused. No memory is allocated per read, and the ring holds at most ~10 MiB whatever the file size
-        (an S3 sink buffers one 8 MiB part besides).
+        Each read goes into a buffer of a ring of ``HASH_DEPTH + 2`` reused buffers of ``HASH_BLOCK`` bytes;
+        the bytes are written, then hashed in the helper thread, and the buffer is given back. No memory is
+        allocated per read, and the ring holds at most ~10 MiB whatever the file size (an S3 sink buffers one
+        8 MiB part besides). Reads are not combined: filling each buffer before writing it was slower (see
+        benchmarks/README.md), so a TLS read (one record, at most 16 KiB) is one hand-over.
         """
         ring = BufferRing(HASH_BLOCK, HASH_DEPTH + 2)
         while True:
             buffer = ring.take()
-            size = _fill(readinto, memoryview(buffer))
+            size = readinto(memoryview(buffer))
             if not size:
                 ring.give_back(buffer)
                 return

@@ -149,7 +149,7 @@ class SlowSha256:
         self._digest = SHA256()
 
     def update(self, data: bytes | memoryview) -> None:
-        time.sleep(0.002)
+        time.sleep(0.02)  # longer than filling a buffer
         self._digest.update(data)
 
     def hexdigest(self) -> str:
@@ -158,6 +158,7 @@ class SlowSha256:
 
 def test_atomic_writer_reuses_a_few_buffers_and_hashes_each_before_reuse(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(writing.hashlib, "sha256", SlowSha256)
+    monkeypatch.setattr(writing, "HASH_DEPTH", 1)  # a tight ring: a buffer given back early is refilled at once
     reads = Reads([writing.HASH_BLOCK] * 40 + [12_345, 1, writing.HASH_BLOCK])
     progress: list[int] = []
     final = storage.storage_path(str(tmp_path / "f.bin"))
@@ -167,20 +168,19 @@ def test_atomic_writer_reuses_a_few_buffers_and_hashes_each_before_reuse(tmp_pat
         writer.commit()
     assert (tmp_path / "f.bin").read_bytes() == reads.sent
     assert writer.sha256 == SHA256(reads.sent).hexdigest()
-    assert progress[-1] == writer.size == len(reads.sent)
-    assert len(progress) == -(-len(reads.sent) // writing.HASH_BLOCK)  # every buffer handed over full
+    assert progress[-1] == writer.size == len(reads.sent) and len(progress) == 43  # one report per read
     assert len(reads.buffers) <= writing.HASH_DEPTH + 2  # memory stays flat whatever the file size
 
 
-def test_atomic_writer_fills_each_buffer_from_small_reads(tmp_path: Path) -> None:
-    """A TLS socket gives one 16 KiB record per read: the buffers are still handed over 1 MiB at a time."""
+def test_atomic_writer_takes_small_reads_one_buffer_each(tmp_path: Path) -> None:
+    """A TLS socket gives one 16 KiB record per read: each is written and hashed, and the ring stays small."""
     reads = Reads([16 * 1024] * 200)
     progress: list[int] = []
     with writing.AtomicWriter(storage.storage_path(str(tmp_path / "f.bin"))) as writer:
         writer.write_from(reads, progress.append)
         writer.finish(len(reads.sent))
-    assert progress == [writing.HASH_BLOCK, 2 * writing.HASH_BLOCK, 3 * writing.HASH_BLOCK, len(reads.sent)]
-    assert writer.sha256 == SHA256(reads.sent).hexdigest()
+    assert progress == [16 * 1024 * n for n in range(1, 201)]
+    assert writer.sha256 == SHA256(reads.sent).hexdigest() and len(reads.buffers) <= writing.HASH_DEPTH + 2
 
 
 def test_atomic_writer_failing_mid_stream_stops_hashing_and_leaves_nothing(tmp_path: Path) -> None:
