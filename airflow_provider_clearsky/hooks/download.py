@@ -97,8 +97,7 @@ class _SocketBody:
     def __init__(self, download: Download, sock: socket.socket, first: bytes, raw: Iterator[bytes]) -> None:
         self._endpoint = download._call.endpoint
         self._sock = sock
-        self._first_piece = first
-        self._first = _Pieces(iter([first]))
+        self._first = _Pieces(iter([first] if first else []))
         self._raw = raw
         self.remaining = (download.content_length or 0) - len(first)
         # Once the socket itself was read, httpx's parser is behind: the connection is closed, not reused.
@@ -107,8 +106,7 @@ class _SocketBody:
 
     def chunks(self) -> Iterator[bytes]:
         """Yield httpx's first piece, then the rest in reads of up to ``SOCKET_READ_SIZE`` (fresh objects)."""
-        if self._first_piece:
-            yield self._first_piece
+        yield from self._first.chunks()
         while self.remaining > 0:
             with self._socket_errors():
                 chunk = self._sock.recv(min(self.remaining, SOCKET_READ_SIZE))

@@ -63,8 +63,8 @@ class BackgroundSha256:
         if self._pending_size >= HASH_BLOCK:
             self._hand_over(None)
 
-    def update_then_release(self, view: memoryview, release: Callable[[], None] | None) -> None:
-        """Add ``view`` to the hash in the helper thread, then call ``release`` (if any): its buffer is free then.
+    def update_then_release(self, view: memoryview, release: Callable[[], None]) -> None:
+        """Add ``view`` to the hash in the helper thread, then call ``release``: its buffer may be reused then.
 
         The view is handed over at once, so at most ``HASH_DEPTH + 1`` views are held at any time.
         """

@@ -123,11 +123,9 @@ def sha256_of(path: ObjectStoragePath) -> str:
 def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
     """Return a small JSON document, or None if it is missing or unreadable."""
     try:
-        with filesystem(path).open(path.path, "rb") as handle:
-            value = json.loads(handle.read().decode("utf-8"))
-    except (FileNotFoundError, OSError, ValueError):
+        return read_json_if_present(path)
+    except OSError:
         return None
-    return value if isinstance(value, dict) else None
 
 
 def read_json_if_present(path: ObjectStoragePath) -> dict[str, Any] | None:
@@ -135,9 +133,7 @@ def read_json_if_present(path: ObjectStoragePath) -> dict[str, Any] | None:
     try:
         with filesystem(path).open(path.path, "rb") as handle:
             value = json.loads(handle.read().decode("utf-8"))
-    except FileNotFoundError:
-        return None
-    except ValueError:
+    except (FileNotFoundError, ValueError):
         return None
     return value if isinstance(value, dict) else None
 

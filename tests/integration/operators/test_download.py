@@ -544,17 +544,22 @@ def test_upload_url_failure_does_not_leak_the_url(emu: EmulatorHandle, order_gui
     assert "TOP-SECRET" not in str(raised.value) and "TOP-SECRET" not in repr(raised.value.__cause__)
 
 
+def ordered_minitile_pair(emu: EmulatorHandle) -> list[str]:
+    """Two minitiles of the field, ordered (for several files in one task)."""
+    with emu.client() as client:
+        tile = client.post("/api/tasking/search/tiles", json={"Wkt": FIELD}).json()["Data"]["Tiles"][0]["Guid"]
+        minis = client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": tile}).json()["Data"]
+    pair: list[str] = minis["MiniTiles"][:2]
+    place_order(emu, Wkt=None, TileGuids=None, MiniTileGuids=pair)
+    return pair
+
+
 def test_a_failure_after_a_file_went_to_upload_url_is_not_retried(
     emu: EmulatorHandle, receiver: tuple[str, list[tuple[str, bytes]]]
 ) -> None:
     """The API writes to a URL nobody can read back: a retry would upload, and pay for, the first file again."""
     url, received = receiver
-    with emu.client() as client:
-        tile = client.post("/api/tasking/search/tiles", json={"Wkt": FIELD}).json()["Data"]["Tiles"][0]["Guid"]
-        pair = client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": tile}).json()["Data"][
-            "MiniTiles"
-        ][:2]
-    place_order(emu, Wkt=None, TileGuids=None, MiniTileGuids=pair)
+    pair = ordered_minitile_pair(emu)
     # Once the first file has arrived, the API drops the next request's connection: retryable on its own.
     _Receiver.after_put = lambda: emu.control.add_fault("reset", path="/api/satelliteimages/process/minitile")
     task = ClearSkyDownloadTileOperator(
@@ -576,12 +581,7 @@ def test_a_task_timeout_after_a_file_went_to_upload_url_is_not_retried(
     from airflow_provider_clearsky.operators import download as download_module
 
     url, received = receiver
-    with emu.client() as client:
-        tile = client.post("/api/tasking/search/tiles", json={"Wkt": FIELD}).json()["Data"]["Tiles"][0]["Guid"]
-        pair = client.post("/api/tasking/search/tiles", json={"TileGuidForMiniTiles": tile}).json()["Data"][
-            "MiniTiles"
-        ][:2]
-    place_order(emu, Wkt=None, TileGuids=None, MiniTileGuids=pair)
+    pair = ordered_minitile_pair(emu)
     real, calls = download_module._upload_one, []
 
     def upload_then_time_out(hook: Any, target: Any) -> None:
