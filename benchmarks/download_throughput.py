@@ -12,14 +12,14 @@ in Python on the same cores) does not decide the ratio:
 * ``static``: ``benchmarks/static_server.py`` serving a file pre-generated from the emulator's answer through
   ``sendfile`` (the account and estimate calls are passed on to the emulator).
 
-For each server, ``--rounds`` times and in turn: ``curl`` POSTing the operator's JSON body to the composite
-endpoint, writing to a file in the same folder (same disk); ``requests`` streaming the same body to disk in
-1 MiB chunks (what the vendor's own clients do), as a second reference; ``curl | tee FILE | openssl dgst
--sha256``, the operator's core work (every byte on disk and hashed as it arrives) done by C tools, as a third;
-and the operator's ``execute`` (account-info and estimate calls, SHA-256, size check, sidecar, STAC Item,
-atomic rename). Before each operator run the kernel's peak RSS of this process is reset
-(/proc/self/clear_refs), so VmHWM afterwards is the peak during the download (where unavailable, a thread
-samples RSS every 5 ms).
+After one uncounted round per server (curl and the operator), for each server, ``--rounds`` times and in
+turn: ``curl`` POSTing the operator's JSON body to the composite endpoint, writing to a file in the same
+folder (same disk); ``requests`` streaming the same body to disk in 1 MiB chunks (what the vendor's own
+clients do), as a second reference; ``curl | tee FILE | openssl dgst -sha256``, the operator's core work
+(every byte on disk and hashed as it arrives) done by C tools, as a third; and the operator's ``execute``
+(account-info and estimate calls, SHA-256, size check, sidecar, STAC Item, atomic rename). Before each
+operator run the kernel's peak RSS of this process is reset (/proc/self/clear_refs), so VmHWM afterwards
+is the peak during the download (where unavailable, a thread samples RSS every 5 ms).
 
 Figures: MiB/s for each, the ratios operator/curl and requests/curl per round and their medians per server
 (target >= 0.8 for the operator against both servers), operator against ``curl | tee | openssl sha256``, and
@@ -28,12 +28,16 @@ the operator's (every thread of this process) and the server's during the operat
 *CPU ceiling* against curl: the rate it would reach if every CPU did nothing but this download's work
 (CPUs / CPU seconds per GiB of operator and server together), divided by curl's measured rate. A ceiling
 below 0.8 means the target cannot be met on this machine at this CPU cost per byte, however the work is
-scheduled. (Against the static server, the server's figure is the static server alone.)
+scheduled. (Against the static server, the server's figure is the static server alone.) And the operator's
+*SHA-256 bound*: every byte passes through one SHA-256 stream, which cannot be split across cores, so the
+operator can be no faster than one core hashes; just before each operator run, ``hashlib.sha256`` hashes
+512 MiB from a warm 1 MiB buffer in this process, and that rate over curl's is the bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -233,6 +237,16 @@ def curl_command(base_url: str, body_file: Path, output: str) -> list[str]:
     ]
 
 
+def sha256_rate(mebibytes: int = 512) -> float:
+    """MiB/s of one SHA-256 stream on one core now (``hashlib``, 1 MiB updates from a warm buffer)."""
+    block = memoryview(os.urandom(2**20))
+    digest = hashlib.sha256(block)
+    started = time.perf_counter()
+    for _ in range(mebibytes):
+        digest.update(block)
+    return mebibytes / (time.perf_counter() - started)
+
+
 def run_curl_tee_sha256(base_url: str, body: dict[str, Any], target: Path) -> tuple[float, int]:
     """The same work as the operator's core in one pass: ``curl | tee FILE | openssl dgst -sha256``.
 
@@ -352,7 +366,7 @@ def main() -> None:
         os.environ["AIRFLOW_CONN_CLEARSKY_DEFAULT"] = json.dumps(
             {"conn_type": "clearsky", "host": emulator_url, "password": API_KEY, "extra": {"timeout": 600}}
         )
-        place_order(emulator_url, passes=4 * args.rounds + 10)
+        place_order(emulator_url, passes=4 * args.rounds + 12)
         # Warm-up: imports, first connection, first file: not counted as growth.
         operator(SMALL, folder, chunk_size, "warmup.tif", "clearsky_default").execute({})
 
@@ -371,17 +385,26 @@ def main() -> None:
             os.environ["AIRFLOW_CONN_CLEARSKY_STATIC"] = json.dumps(
                 {"conn_type": "clearsky", "host": urls["static"], "password": API_KEY, "extra": {"timeout": 600}}
             )
+        # One uncounted round per server: the first 1 GiB written after a pause often lands in memory the VM
+        # gave back to its host, which costs several times the CPU (see benchmarks/README.md); curl, first in
+        # each round, would take that penalty alone.
+        for server in servers:
+            conn_id = "clearsky_default" if server == "emulator" else "clearsky_static"
+            run_curl(urls[server], body, folder / "warmup-curl.tif")
+            (folder / "warmup-curl.tif").unlink()
+            run_operator(operator(BIG, folder, chunk_size, "warmup-big.tif", conn_id), folder, "warmup-big.tif", False)
         print(
             f"composite: {estimate['AreaEstimateKm2']:.0f} km², 10 bands INT16 at 10 m, "
             f"{source.stat().st_size} bytes; chunk_size {chunk_size}; folder {folder}; {os.cpu_count()} CPUs; "
             f"load average before: {os.getloadavg()[0]:.2f}"
         )
         header = f"{'server':>8} {'round':>5} {'curl MiB/s':>11} {'requests MiB/s':>15} {'operator MiB/s':>15}"
-        cpu_header = " CPU s/GiB: curl  srv   op  srv  ceiling"
+        cpu_header = " CPU s/GiB: curl  srv   op  srv  ceiling  sha-bound"
         print(header + f" {'op/curl':>8} {'req/curl':>9} {'RSS growth MiB':>15} {'op/curl+sha':>13}" + cpu_header)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         cpu: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in servers}
         ceilings: dict[str, list[float]] = {name: [] for name in servers}
+        hash_bounds: dict[str, list[float]] = {name: [] for name in servers}
         ratios: dict[str, list[float]] = {name: [] for name in servers}
         request_ratios: dict[str, list[float]] = {name: [] for name in servers}
         hashed_ratios: dict[str, list[float]] = {name: [] for name in servers}  # operator vs curl | tee | openssl
@@ -406,6 +429,7 @@ def main() -> None:
                 os.sync()
                 name = f"operator-{index}.tif"
                 task = operator(BIG, folder, chunk_size, name, conn_id)
+                hash_rate = sha256_rate()
                 before = own_cpu_seconds(), process_cpu_seconds(server_pid)
                 op_seconds, size, growth = run_operator(task, folder, name, args.keep)
                 op_cpu = (own_cpu_seconds() - before[0], process_cpu_seconds(server_pid) - before[1])
@@ -422,12 +446,13 @@ def main() -> None:
                 cpu[server].append((curl_cpu[0] / gib, curl_cpu[1] / gib, op_cpu[0] / gib, op_cpu[1] / gib))
                 # The fastest the operator could go if every core did nothing but this download's work.
                 ceilings[server].append(cpus / (op_cpu[0] + op_cpu[1]) * gib / (curl_rate / 1024))
+                hash_bounds[server].append(hash_rate / curl_rate)
                 print(
                     f"{server:>8} {index:>5} {curl_rate:>11.1f} {requests_rate:>15.1f} {op_rate:>15.1f} "
                     f"{op_rate / curl_rate:>8.2f} {requests_rate / curl_rate:>9.2f} {growth:>15.1f} "
                     f"{hashed_seconds / op_seconds:>13.2f} "
                     + " ".join(f"{value:>5.2f}" for value in cpu[server][-1])
-                    + f" {ceilings[server][-1]:>8.2f}",
+                    + f" {ceilings[server][-1]:>8.2f} {hash_bounds[server][-1]:>10.2f}",
                     flush=True,
                 )
         for server in servers:
@@ -440,7 +465,8 @@ def main() -> None:
             print(
                 f"{server}: CPU seconds per GiB (medians): curl {medians[0]:.2f} with the server's {medians[1]:.2f}; "
                 f"operator {medians[2]:.2f} (all its threads) with the server's {medians[3]:.2f}. CPU ceiling of "
-                f"operator/curl on {cpus} CPUs: {statistics.median(ceilings[server]):.2f}"
+                f"operator/curl on {cpus} CPUs: {statistics.median(ceilings[server]):.2f}; SHA-256 bound of "
+                f"operator/curl (one core's SHA-256 rate over curl's): {statistics.median(hash_bounds[server]):.2f}"
             )
         print(f"file size {size} bytes ({size / 2**30:.2f} GiB); max RSS growth {max(growths):.1f} MiB (target < 64)")
     finally:
