@@ -89,10 +89,10 @@ def already_downloaded(
     assert target.final is not None
     if not storage.exists(target.final):
         return finish_kept(target, order_guid=order_guid, write_stac=write_stac, log=log) or finish_open_upload(
-            target, log=log
+            target, overwrite=overwrite, log=log
         )
     if overwrite:
-        if finish_open_upload(target, log=log):  # the paid bytes of an earlier try of this very overwrite
+        if finish_open_upload(target, overwrite=True, log=log):  # the paid bytes of an earlier try of this overwrite
             return True
         log.info("%s exists; overwrite=True, so it will be downloaded again (and paid again)", target.uri)
         return False
@@ -165,8 +165,8 @@ def commit_with_metadata(
     except sinks.UploadLeftOpenError as error:
         raise RetryableTaskError(
             f"{target.uri}: the download is complete and paid ({writer.size} bytes, SHA-256 {writer.sha256[:16]}...) "
-            f"and its metadata is written, but {error}. The next try (or a re-run) completes that upload; nothing "
-            "is paid again."
+            f"and its metadata is written, but {error}. The next try (or a re-run) completes that upload (it lists "
+            "the key's open uploads: s3:ListBucketMultipartUploads); nothing is paid again."
         ) from None
 
 
@@ -221,13 +221,14 @@ def finish_kept(target: DownloadTarget, *, order_guid: str | None, write_stac: b
     return True
 
 
-def finish_open_upload(target: DownloadTarget, *, log: Log) -> bool:
+def finish_open_upload(target: DownloadTarget, *, overwrite: bool, log: Log) -> bool:
     """Complete the S3 upload an earlier try left open after writing the metadata (no request: True).
 
     Its sidecar, written just after the upload started, names this request, the size and the SHA-256: the
     newest open upload of the final key started by then and holding exactly that many bytes is completed,
     then its SHA-256 is checked whatever ``verify_existing`` says. False when there is no such upload (or the
-    destination is not on S3).
+    destination is not on S3). When the uploads cannot be listed, the task fails rather than pay again for
+    bytes that may be waiting there, unless ``overwrite`` asks to pay again.
     """
     assert target.final is not None
     if not sinks.is_multipart_store(target.final):
@@ -238,6 +239,9 @@ def finish_open_upload(target: DownloadTarget, *, log: Log) -> bool:
             return False
         started = dt.datetime.fromisoformat(str(document["downloaded_at"]).replace("Z", "+00:00"))
         upload_id = sinks.complete_open_upload(target.final, document["size"], started)
+    except sinks.UploadsNotListableError as error:
+        assert document is not None  # the listing comes after the sidecar was read
+        return _unlisted_upload(target, document, error, overwrite=overwrite, log=log)
     except Exception as error:
         raise RetryableTaskError(
             f"{target.uri}: an open upload may hold this download's paid bytes, but S3 cannot tell or complete it "
@@ -262,6 +266,28 @@ def finish_open_upload(target: DownloadTarget, *, log: Log) -> bool:
     target.skipped = True
     target.result = document
     return True
+
+
+def _unlisted_upload(
+    target: DownloadTarget, document: dict[str, Any], error: Exception, *, overwrite: bool, log: Log
+) -> bool:
+    """Decide what to do when the open uploads that may hold this download's paid bytes cannot be listed."""
+    if overwrite:
+        log.warning(
+            "%s: cannot list its open multipart uploads (%s), so an earlier try's paid bytes cannot be looked "
+            "for; overwrite=True, so it is downloaded (and paid) again",
+            target.uri,
+            error,
+        )
+        return False
+    raise AirflowFailException(
+        f"{target.uri}: its sidecar says this download was completed and paid ({document['size']} bytes, SHA-256 "
+        f"{str(document['sha256'])[:16]}...), but there is no object at its key. An earlier try may have left "
+        f"those bytes in an open multipart upload, and this connection cannot list the key's uploads ({error}). "
+        "Nothing was requested or paid. Grant s3:ListBucketMultipartUploads on the bucket and run again to "
+        f"complete that upload without paying; or, if the object was deleted on purpose, delete "
+        f"{target.sidecar_path.name} (or set overwrite=True) to download and pay again."
+    )
 
 
 def remove_stale_temporaries(target: DownloadTarget, execution_timeout: dt.timedelta | None, log: Log) -> None:

@@ -137,6 +137,10 @@ class UploadLeftOpenError(Exception):
     """Every byte is in S3, but the multipart upload could not be completed: it is left open, not aborted."""
 
 
+class UploadsNotListableError(Exception):
+    """The open multipart uploads of a key cannot be listed (no ``s3:ListBucketMultipartUploads``)."""
+
+
 class MultipartSink(Sink):
     """Write to S3 through a multipart upload to the final key itself.
 
@@ -264,16 +268,17 @@ def is_multipart_store(final: ObjectStoragePath) -> bool:
 def complete_open_upload(final: ObjectStoragePath, size: int, initiated_by: dt.datetime) -> str | None:
     """Complete the newest open multipart upload of ``final`` started by ``initiated_by`` and holding ``size`` bytes.
 
-    Return its upload id, or None when there is none, or when the uploads cannot be listed (no permission).
-    The upload a failed completion left open (:class:`UploadLeftOpenError`) is found this way by a later run;
-    uploads started later (``UPLOAD_CLOCK_SKEW`` allowed for S3's clock) belong to other writers.
+    Return its upload id, or None when there is none; raise :class:`UploadsNotListableError` when the uploads
+    cannot be listed (no permission): the caller cannot tell then whether paid bytes wait in one. The upload a
+    failed completion left open (:class:`UploadLeftOpenError`) is found this way by a later run; uploads
+    started later (``UPLOAD_CLOCK_SKEW`` allowed for S3's clock) belong to other writers.
     """
     fs: Any = filesystem(final)
     bucket, key, _ = fs.split_path(final.path)
     try:
         uploads = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key).get("Uploads", [])
-    except PermissionError:
-        return None
+    except PermissionError as error:
+        raise UploadsNotListableError(f"{type(error).__name__}: {error}") from error
     latest = initiated_by + UPLOAD_CLOCK_SKEW
     candidates = [upload for upload in uploads if upload["Key"] == key and upload["Initiated"] <= latest]
     for upload in sorted(candidates, key=lambda upload: upload["Initiated"], reverse=True):

@@ -417,3 +417,56 @@ def test_a_task_timeout_while_completing_leaves_the_paid_parts_open(
 
     download()
     assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == [] and charges(emu) == 1
+
+
+class _UnlistableUploads:
+    """An S3 filesystem refusing ``list_multipart_uploads``, as S3 does without the permission to list."""
+
+    def __init__(self, fs: Any) -> None:
+        self._fs = fs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs, name)
+
+    def call_s3(self, method: str, **kwargs: Any) -> Any:
+        if method == "list_multipart_uploads":
+            raise PermissionError("Access Denied")
+        return self._fs.call_s3(method, **kwargs)
+
+
+def deny_listing_uploads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_clearsky.operators import _storage_sinks as sinks
+
+    installed = sinks.filesystem
+    monkeypatch.setattr(sinks, "filesystem", lambda path: _UnlistableUploads(installed(path)))
+
+
+def test_a_left_open_upload_that_cannot_be_listed_fails_instead_of_paying_again(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = failing_completes(monkeypatch, failures=3)
+    with pytest.raises(RetryableTaskError, match="left open"):
+        download()
+    state.failures = 0
+    with monkeypatch.context() as denied:
+        deny_listing_uploads(denied)
+        with pytest.raises(
+            AirflowFailException, match=r"cannot list the key's uploads .*Nothing was requested or paid.*ListBucket"
+        ):
+            download()
+    assert open_uploads(s3) == [KEY] and charges(emu) == 1  # the paid bytes still wait, nothing paid twice
+
+    download()  # with the permission back, the upload is completed
+    assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == [] and charges(emu) == 1
+
+
+def test_an_overwrite_that_cannot_list_open_uploads_pays_again_as_asked(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = failing_completes(monkeypatch, failures=3)
+    with pytest.raises(RetryableTaskError, match="left open"):
+        download()
+    state.failures = 0
+    deny_listing_uploads(monkeypatch)
+    download(overwrite=True)
+    assert KEY in keys(s3) and charges(emu) == 2
