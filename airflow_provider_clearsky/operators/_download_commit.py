@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -243,10 +244,7 @@ def finish_open_upload(target: DownloadTarget, *, overwrite: bool, log: Log) -> 
         assert document is not None  # the listing comes after the sidecar was read
         return _unlisted_upload(target, document, error, overwrite=overwrite, log=log)
     except Exception as error:
-        raise RetryableTaskError(
-            f"{target.uri}: an open upload may hold this download's paid bytes, but S3 cannot tell or complete it "
-            f"now ({type(error).__name__}: {error}). The next try tries again; nothing was requested or paid."
-        ) from None
+        raise _open_upload_failure(target, error) from None
     if upload_id is None:
         return False
     if storage.sha256_of(target.final) != document["sha256"]:
@@ -266,6 +264,21 @@ def finish_open_upload(target: DownloadTarget, *, overwrite: bool, log: Log) -> 
     target.skipped = True
     target.result = document
     return True
+
+
+def _open_upload_failure(target: DownloadTarget, error: Exception) -> Exception:
+    """Return the error to raise when S3 cannot list or complete an open upload that may hold the paid bytes."""
+    if isinstance(error, OSError) and error.errno == errno.EINVAL:  # InvalidPart, EntityTooSmall: for good
+        return AirflowFailException(
+            f"{target.uri}: S3 refuses to complete the open upload that may hold this download's paid bytes "
+            f"({type(error).__name__}: {error}), and trying again will not change that. Nothing was requested or "
+            "paid. Look at it with `aws s3api list-multipart-uploads` and `aws s3api list-parts`; to download and "
+            f"pay again instead, abort it (`aws s3api abort-multipart-upload`) and delete {target.sidecar_path.name}."
+        )
+    return RetryableTaskError(
+        f"{target.uri}: an open upload may hold this download's paid bytes, but S3 cannot tell or complete it "
+        f"now ({type(error).__name__}: {error}). The next try tries again; nothing was requested or paid."
+    )
 
 
 def _unlisted_upload(

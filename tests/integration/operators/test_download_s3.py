@@ -6,6 +6,7 @@ aborted by a later run (issue 12 "object stores done right", issue 17 D1/D9)."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import threading
@@ -470,3 +471,15 @@ def test_an_overwrite_that_cannot_list_open_uploads_pays_again_as_asked(
     deny_listing_uploads(monkeypatch)
     download(overwrite=True)
     assert KEY in keys(s3) and charges(emu) == 2
+
+
+def test_an_open_upload_s3_will_never_complete_fails_at_once_instead_of_retrying(
+    emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = failing_completes(monkeypatch, failures=3)
+    with pytest.raises(RetryableTaskError, match="left open"):
+        download()
+    state.failures, state.error = 3, OSError(errno.EINVAL, "InvalidPart: one or more of the parts could not be found")
+    with pytest.raises(AirflowFailException, match=r"S3 refuses to complete .*InvalidPart.*Nothing was requested"):
+        download()
+    assert open_uploads(s3) == [KEY] and charges(emu) == 1  # left for someone to look at, nothing paid twice
