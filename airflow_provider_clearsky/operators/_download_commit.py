@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import errno
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -243,8 +242,18 @@ def finish_open_upload(target: DownloadTarget, *, overwrite: bool, log: Log) -> 
     except sinks.UploadsNotListableError as error:
         assert document is not None  # the listing comes after the sidecar was read
         return _unlisted_upload(target, document, error, overwrite=overwrite, log=log)
+    except sinks.UploadNotCompletableError as error:
+        raise AirflowFailException(
+            f"{target.uri}: S3 refuses to complete the open upload that holds this download's paid bytes ({error}), "
+            "and trying again will not change that. Nothing was requested or paid. Look at it with `aws s3api "
+            "list-parts`; to download and pay again instead, abort it (`aws s3api abort-multipart-upload`) and "
+            f"delete {target.sidecar_path.name}."
+        ) from None
     except Exception as error:
-        raise _open_upload_failure(target, error) from None
+        raise RetryableTaskError(
+            f"{target.uri}: an open upload may hold this download's paid bytes, but S3 cannot tell or complete it "
+            f"now ({type(error).__name__}: {error}). The next try tries again; nothing was requested or paid."
+        ) from None
     if upload_id is None:
         return False
     if storage.sha256_of(target.final) != document["sha256"]:
@@ -266,29 +275,15 @@ def finish_open_upload(target: DownloadTarget, *, overwrite: bool, log: Log) -> 
     return True
 
 
-def _open_upload_failure(target: DownloadTarget, error: Exception) -> Exception:
-    """Return the error to raise when S3 cannot list or complete an open upload that may hold the paid bytes."""
-    if isinstance(error, OSError) and error.errno == errno.EINVAL:  # InvalidPart, EntityTooSmall: for good
-        return AirflowFailException(
-            f"{target.uri}: S3 refuses to complete the open upload that may hold this download's paid bytes "
-            f"({type(error).__name__}: {error}), and trying again will not change that. Nothing was requested or "
-            "paid. Look at it with `aws s3api list-multipart-uploads` and `aws s3api list-parts`; to download and "
-            f"pay again instead, abort it (`aws s3api abort-multipart-upload`) and delete {target.sidecar_path.name}."
-        )
-    return RetryableTaskError(
-        f"{target.uri}: an open upload may hold this download's paid bytes, but S3 cannot tell or complete it "
-        f"now ({type(error).__name__}: {error}). The next try tries again; nothing was requested or paid."
-    )
-
-
 def _unlisted_upload(
     target: DownloadTarget, document: dict[str, Any], error: Exception, *, overwrite: bool, log: Log
 ) -> bool:
     """Decide what to do when the open uploads that may hold this download's paid bytes cannot be listed."""
     if overwrite:
-        log.warning(
-            "%s: cannot list its open multipart uploads (%s), so an earlier try's paid bytes cannot be looked "
-            "for; overwrite=True, so it is downloaded (and paid) again",
+        log.info(
+            "%s: cannot list its open multipart uploads (%s), so none an earlier try may have left is completed "
+            "(one would stay open until aborted, e.g. by an AbortIncompleteMultipartUpload lifecycle rule); "
+            "overwrite=True downloads and pays again",
             target.uri,
             error,
         )
@@ -297,8 +292,8 @@ def _unlisted_upload(
         f"{target.uri}: its sidecar says this download was completed and paid ({document['size']} bytes, SHA-256 "
         f"{str(document['sha256'])[:16]}...), but there is no object at its key. An earlier try may have left "
         f"those bytes in an open multipart upload, and this connection cannot list the key's uploads ({error}). "
-        "Nothing was requested or paid. Grant s3:ListBucketMultipartUploads on the bucket and run again to "
-        f"complete that upload without paying; or, if the object was deleted on purpose, delete "
+        "Nothing was requested or paid. Grant s3:ListBucketMultipartUploads and s3:ListMultipartUploadParts "
+        "and run again to complete that upload without paying; or, if the object was deleted on purpose, delete "
         f"{target.sidecar_path.name} (or set overwrite=True) to download and pay again."
     )
 

@@ -32,6 +32,8 @@ PART_SIZE = 8 * 1024 * 1024
 COMPLETE_PAUSES = (1.0, 4.0)
 #: How far S3's clock may run ahead of the worker's when an upload is matched to the sidecar written after it.
 UPLOAD_CLOCK_SKEW = dt.timedelta(minutes=5)
+#: S3 error codes with which completing an upload fails whatever the number of attempts.
+PERMANENT_COMPLETION_ERRORS = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
 
 
 class Sink:
@@ -141,6 +143,10 @@ class UploadsNotListableError(Exception):
     """The open multipart uploads of a key cannot be listed (no ``s3:ListBucketMultipartUploads``)."""
 
 
+class UploadNotCompletableError(Exception):
+    """S3 refuses to complete an open multipart upload for good (:data:`PERMANENT_COMPLETION_ERRORS`)."""
+
+
 class MultipartSink(Sink):
     """Write to S3 through a multipart upload to the final key itself.
 
@@ -231,17 +237,27 @@ def complete_upload(fs: Any, bucket: str, key: str, upload_id: str, parts: list[
                 MultipartUpload={"Parts": parts},
             )
             break
-        except Exception:
+        except Exception as error:
             if expected is not None and _etag(fs, bucket, key) == expected:
                 # These very bytes are at the key: the answer was lost after success, or an earlier object was
                 # identical. Either way the upload's parts are no longer needed.
                 with contextlib.suppress(Exception):
                     fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
                 break
-            if pause is None:
+            if pause is None or s3_error_code(error) in PERMANENT_COMPLETION_ERRORS:
                 raise
             time.sleep(pause)
     fs.invalidate_cache(f"{bucket}/{key}")
+
+
+def s3_error_code(error: BaseException) -> str | None:
+    """Return the S3 error code behind an s3fs error (its cause is botocore's ``ClientError``), or None."""
+    for candidate in (error, error.__cause__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+            code = response["Error"].get("Code")
+            return None if code is None else str(code)
+    return None
 
 
 def multipart_etag(parts: list[dict[str, Any]]) -> str | None:
@@ -268,24 +284,35 @@ def is_multipart_store(final: ObjectStoragePath) -> bool:
 def complete_open_upload(final: ObjectStoragePath, size: int, initiated_by: dt.datetime) -> str | None:
     """Complete the newest open multipart upload of ``final`` started by ``initiated_by`` and holding ``size`` bytes.
 
-    Return its upload id, or None when there is none; raise :class:`UploadsNotListableError` when the uploads
-    cannot be listed (no permission): the caller cannot tell then whether paid bytes wait in one. The upload a
-    failed completion left open (:class:`UploadLeftOpenError`) is found this way by a later run; uploads
-    started later (``UPLOAD_CLOCK_SKEW`` allowed for S3's clock) belong to other writers.
+    Return its upload id, or None when there is none. Raise :class:`UploadsNotListableError` when S3 denies
+    listing the uploads (the caller cannot tell then whether paid bytes wait in one), and
+    :class:`UploadNotCompletableError` when S3 refuses to complete the upload for good. The upload a failed
+    completion left open (:class:`UploadLeftOpenError`) is found this way by a later run; uploads started
+    later (``UPLOAD_CLOCK_SKEW`` allowed for S3's clock) belong to other writers.
     """
     fs: Any = filesystem(final)
     bucket, key, _ = fs.split_path(final.path)
     try:
         uploads = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key).get("Uploads", [])
     except PermissionError as error:
-        raise UploadsNotListableError(f"{type(error).__name__}: {error}") from error
+        if s3_error_code(error) == "AccessDenied":  # not an expired token or a skewed clock: those pass
+            raise UploadsNotListableError(f"AccessDenied: {error}") from error
+        raise
     latest = initiated_by + UPLOAD_CLOCK_SKEW
     candidates = [upload for upload in uploads if upload["Key"] == key and upload["Initiated"] <= latest]
     for upload in sorted(candidates, key=lambda upload: upload["Initiated"], reverse=True):
         parts = _parts_of(fs, bucket, key, upload["UploadId"])
         if sum(part["Size"] for part in parts) == size:
             numbered = [{"PartNumber": part["PartNumber"], "ETag": part["ETag"]} for part in parts]
-            complete_upload(fs, bucket, key, upload["UploadId"], numbered)
+            try:
+                complete_upload(fs, bucket, key, upload["UploadId"], numbered)
+            except Exception as error:
+                code = s3_error_code(error)
+                if code in PERMANENT_COMPLETION_ERRORS:
+                    raise UploadNotCompletableError(
+                        f"multipart upload {upload['UploadId']} of s3://{bucket}/{key}: {code}: {error}"
+                    ) from error
+                raise
             return str(upload["UploadId"])
     return None
 

@@ -6,7 +6,6 @@ aborted by a later run (issue 12 "object stores done right", issue 17 D1/D9)."""
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import hashlib
 import json
 import threading
@@ -420,29 +419,39 @@ def test_a_task_timeout_while_completing_leaves_the_paid_parts_open(
     assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == [] and charges(emu) == 1
 
 
-class _UnlistableUploads:
-    """An S3 filesystem refusing ``list_multipart_uploads``, as S3 does without the permission to list."""
+def s3fs_error(code: str, message: str, operation: str) -> OSError:
+    """The exception s3fs raises for an S3 error answer (botocore's ClientError as its cause)."""
+    from botocore.exceptions import ClientError
+    from s3fs.errors import translate_boto_error
 
-    def __init__(self, fs: Any) -> None:
+    error: OSError = translate_boto_error(ClientError({"Error": {"Code": code, "Message": message}}, operation))
+    return error
+
+
+class _UnlistableUploads:
+    """An S3 filesystem whose ``list_multipart_uploads`` fails with ``error``."""
+
+    def __init__(self, fs: Any, error: OSError) -> None:
         self._fs = fs
+        self._error = error
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fs, name)
 
     def call_s3(self, method: str, **kwargs: Any) -> Any:
         if method == "list_multipart_uploads":
-            raise PermissionError("Access Denied")
+            raise self._error
         return self._fs.call_s3(method, **kwargs)
 
 
-def deny_listing_uploads(monkeypatch: pytest.MonkeyPatch) -> None:
+def unlistable_uploads(monkeypatch: pytest.MonkeyPatch, code: str = "AccessDenied") -> None:
     from airflow_provider_clearsky.operators import _storage_sinks as sinks
 
-    installed = sinks.filesystem
-    monkeypatch.setattr(sinks, "filesystem", lambda path: _UnlistableUploads(installed(path)))
+    installed, error = sinks.filesystem, s3fs_error(code, code, "ListMultipartUploads")
+    monkeypatch.setattr(sinks, "filesystem", lambda path: _UnlistableUploads(installed(path), error))
 
 
-def test_a_left_open_upload_that_cannot_be_listed_fails_instead_of_paying_again(
+def test_a_left_open_upload_that_s3_will_not_list_fails_instead_of_paying_again(
     emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = failing_completes(monkeypatch, failures=3)
@@ -450,14 +459,19 @@ def test_a_left_open_upload_that_cannot_be_listed_fails_instead_of_paying_again(
         download()
     state.failures = 0
     with monkeypatch.context() as denied:
-        deny_listing_uploads(denied)
+        unlistable_uploads(denied, "AccessDenied")
         with pytest.raises(
-            AirflowFailException, match=r"cannot list the key's uploads .*Nothing was requested or paid.*ListBucket"
+            AirflowFailException,
+            match=r"cannot list the key's uploads .*Nothing was requested or paid.*ListBucketMultipartUploads",
         ):
             download()
     assert open_uploads(s3) == [KEY] and charges(emu) == 1  # the paid bytes still wait, nothing paid twice
+    with monkeypatch.context() as expired:
+        unlistable_uploads(expired, "ExpiredToken")  # not a missing permission: the next try may list them
+        with pytest.raises(RetryableTaskError, match=r"cannot tell or complete it now .*nothing was requested"):
+            download()
 
-    download()  # with the permission back, the upload is completed
+    download()  # listing allowed again: the upload is completed
     assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == [] and charges(emu) == 1
 
 
@@ -468,7 +482,7 @@ def test_an_overwrite_that_cannot_list_open_uploads_pays_again_as_asked(
     with pytest.raises(RetryableTaskError, match="left open"):
         download()
     state.failures = 0
-    deny_listing_uploads(monkeypatch)
+    unlistable_uploads(monkeypatch)
     download(overwrite=True)
     assert KEY in keys(s3) and charges(emu) == 2
 
@@ -479,7 +493,16 @@ def test_an_open_upload_s3_will_never_complete_fails_at_once_instead_of_retrying
     state = failing_completes(monkeypatch, failures=3)
     with pytest.raises(RetryableTaskError, match="left open"):
         download()
-    state.failures, state.error = 3, OSError(errno.EINVAL, "InvalidPart: one or more of the parts could not be found")
-    with pytest.raises(AirflowFailException, match=r"S3 refuses to complete .*InvalidPart.*Nothing was requested"):
+    (upload_id,) = [upload["UploadId"] for upload in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])]
+    state.failures, state.completes = 3, 0
+    state.error = s3fs_error("InvalidPart", "One or more parts could not be found.", "CompleteMultipartUpload")
+    with pytest.raises(AirflowFailException, match=rf"refuses to complete .*{upload_id}.*InvalidPart.*Nothing was"):
         download()
+    assert state.completes == 1  # not retried: it cannot succeed
     assert open_uploads(s3) == [KEY] and charges(emu) == 1  # left for someone to look at, nothing paid twice
+
+    state.failures = 3
+    state.error = s3fs_error("IncompleteBody", "The request body ended early.", "CompleteMultipartUpload")
+    with pytest.raises(RetryableTaskError, match="cannot tell or complete it now"):  # the same errno, not for good
+        download()
+    assert open_uploads(s3) == [KEY] and charges(emu) == 1
