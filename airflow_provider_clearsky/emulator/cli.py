@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="both",
         help="which methods serve /api/tasking/orders/details; the other answers 405 (default both)",
     )
+    p.add_argument("--tls-cert", metavar="PEM", default=None, help="serve HTTPS with this certificate (and --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", default=None, help="the private key of --tls-cert")
     p.add_argument("--quiet", action="store_true", help="no access log")
     return p
 
@@ -170,6 +172,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             production_delay=args.production_delay,
         ),
         access_log=not args.quiet,
+        tls_certfile=args.tls_cert,
+        tls_keyfile=args.tls_key,
     )
 
 

@@ -106,8 +106,13 @@ class EmulatorConfig:
     order_details_methods: str = "both"
     durations: LifecycleDurations = field(default_factory=LifecycleDurations)
     access_log: bool = True
+    #: PEM certificate (chain) and private key: serve HTTPS, as the real API does. ``None``: plain HTTP.
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("HTTPS needs both a certificate and its key (--tls-cert and --tls-key), or neither")
         if self.order_geometry_echo not in GEOMETRY_ECHOES:
             raise ValueError(f"order_geometry_echo must be one of {', '.join(GEOMETRY_ECHOES)}")
         if self.order_details_methods not in DETAILS_METHODS:

@@ -38,6 +38,8 @@ class EmulatorServer:
             date_header=True,
             ws="none",
             timeout_keep_alive=30,
+            ssl_certfile=self.config.tls_certfile,
+            ssl_keyfile=self.config.tls_keyfile,
         )
         self._server: Any = uvicorn.Server(uv_config)
         self._thread: threading.Thread | None = None
@@ -45,7 +47,8 @@ class EmulatorServer:
     @property
     def url(self) -> str:
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.config.tls_certfile else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> EmulatorServer:
         self._thread = threading.Thread(

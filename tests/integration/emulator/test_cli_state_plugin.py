@@ -94,6 +94,13 @@ def test_bad_fault_spec_exits_2() -> None:
     assert r.returncode == 2 and "unknown fault kind" in r.stderr
 
 
+def test_a_certificate_without_its_key_exits_2() -> None:
+    r = subprocess.run(
+        [PY, "-m", "airflow_provider_clearsky.emulator", "--tls-cert", "cert.pem"], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "--tls-cert and --tls-key" in r.stderr
+
+
 def test_sqlite_state_survives_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "state.sqlite")
     cfg = {"port": 0, "state_file": state, "start_time": utc(2025, 6, 10, 12), "clock_speed": 0}
