@@ -17,6 +17,10 @@ CHUNK_SIZE = 1024 * 1024
 #: The largest single read of a body from the socket. httpcore reads 64 KiB at a time and h11 parses every
 #: read; reading the socket directly in large reads is what lets a download keep up with curl.
 SOCKET_READ_SIZE = 1024 * 1024
+#: Over TLS one read returns one record (at most 16 KiB). ``readinto`` reads on, without waiting, while more
+#: records are there already, up to this many bytes: the writer and its hashing thread then get large pieces
+#: (one hand-over per record cost half the speed, see benchmarks/README.md).
+TLS_BATCH_SIZE = 256 * 1024
 
 
 class _DownloadBase:
@@ -103,6 +107,7 @@ class _SocketBody:
         # Once the socket itself was read, httpx's parser is behind: the connection is closed, not reused.
         self._whole_in_first = self.remaining <= 0
         sock.settimeout(_read_timeout(download._response))
+        self._tls = isinstance(sock, ssl.SSLSocket)
 
     def chunks(self) -> Iterator[bytes]:
         """Yield httpx's first piece, then the rest in reads of up to ``SOCKET_READ_SIZE`` (fresh objects)."""
@@ -122,9 +127,29 @@ class _SocketBody:
         if self.remaining <= 0:
             self._finish()
             return 0
+        size = self._receive(buffer)
+        if self._tls and size < min(len(buffer), TLS_BATCH_SIZE):
+            size += self._receive_arrived(buffer[size : min(len(buffer), TLS_BATCH_SIZE)])
+        return size
+
+    def _receive(self, buffer: memoryview) -> int:
         with self._socket_errors():
             size = self._sock.recv_into(buffer[: min(self.remaining, len(buffer))])
         self._count(size)
+        return size
+
+    def _receive_arrived(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` with what has arrived already, without waiting for more (TLS records)."""
+        size = 0
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(0)  # a read finding nothing raises SSLWantReadError instead of waiting
+        try:
+            while size < len(buffer) and self.remaining > 0:
+                size += self._receive(buffer[size:])
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        finally:
+            self._sock.settimeout(timeout)
         return size
 
     def _finish(self) -> None:
@@ -145,6 +170,8 @@ class _SocketBody:
     def _socket_errors(self) -> Iterator[None]:
         try:
             yield
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # only a non-blocking read (_receive_arrived) raises these: nothing more has arrived yet
         except TimeoutError:
             raise TransportError(
                 "ReadTimeout: the body stopped arriving", request_sent=True, endpoint=self._endpoint
