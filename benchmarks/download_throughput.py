@@ -2,7 +2,7 @@
 
 Prints figures; not a test. Run from the repository root:
 
-    .venv/bin/python benchmarks/download_throughput.py [--rounds 5] [--chunk-size N] [--servers emulator,static]
+    .venv/bin/python benchmarks/download_throughput.py [--rounds 5] [--chunk-size N] [--servers emulator,static,tls]
 
 Two servers answer the same bytes in the same run, so that the emulator's own CPU (it builds the GeoTIFF
 in Python on the same cores) does not decide the ratio:
@@ -10,7 +10,10 @@ in Python on the same cores) does not decide the ratio:
 * ``emulator``: ``clearsky-emulator`` on a free loopback port, its clock frozen at 2025-06-10 so that a
   May 2025 order over the benchmark area is produced at once;
 * ``static``: ``benchmarks/static_server.py`` serving a file pre-generated from the emulator's answer through
-  ``sendfile`` (the account and estimate calls are passed on to the emulator).
+  ``sendfile`` (the account and estimate calls are passed on to the emulator);
+* ``tls`` (only when asked for): the same static server over HTTPS, as the real API is, with a certificate
+  for 127.0.0.1 made by ``openssl`` for the run; every client trusts it (``SSL_CERT_FILE`` for the operator,
+  ``--cacert`` for curl, ``verify`` for requests).
 
 After one uncounted round per server (curl and the operator), for each server, ``--rounds`` times and in
 turn: ``curl`` POSTing the operator's JSON body to the composite endpoint, writing to a file in the same
@@ -28,7 +31,7 @@ the operator's (every thread of this process) and the server's during the operat
 *CPU ceiling* against curl: the rate it would reach if every CPU did nothing but this download's work
 (CPUs / CPU seconds per GiB of operator and server together), divided by curl's measured rate. A ceiling
 below 0.8 means the target cannot be met on this machine at this CPU cost per byte, however the work is
-scheduled. (Against the static server, the server's figure is the static server alone.) And the operator's
+scheduled. (Against the static servers, the server's figure is the static server alone.) And the operator's
 *SHA-256 bound*: every byte passes through one SHA-256 stream, which cannot be split across cores, so the
 operator can be no faster than one core hashes; just before each operator run, ``hashlib.sha256`` hashes
 512 MiB from a warm 1 MiB buffer in this process, and that rate over curl's is the bound.
@@ -61,6 +64,12 @@ SMALL = "POLYGON ((8.61 50.11, 8.64 50.11, 8.64 50.14, 8.61 50.14, 8.61 50.11))"
 ORDER_WKT = "GEOMETRYCOLLECTION (POLYGON ((7.99 49.99, 8.995 49.99, 8.995 50.69, 7.99 50.69, 7.99 49.99)))"
 DATE = "2025-05-07"
 COMPOSITE = "/api/satelliteimages/process/composite"
+
+
+#: Conn id of each server's Airflow connection.
+CONN_IDS = {"emulator": "clearsky_default", "static": "clearsky_static", "tls": "clearsky_tls"}
+#: The certificate the ``tls`` server presents, once made: every client is told to trust it.
+TRUSTED_CERTIFICATE: list[str] = []
 
 
 def free_port() -> int:
@@ -233,6 +242,7 @@ def curl_command(base_url: str, body_file: Path, output: str) -> list[str]:
         f"@{body_file}",
         "-o",
         output,
+        *(["--cacert", TRUSTED_CERTIFICATE[0]] if TRUSTED_CERTIFICATE else []),
         f"{base_url}{COMPOSITE}",
     ]
 
@@ -289,6 +299,7 @@ def run_requests(base_url: str, body: dict[str, Any], target: Path) -> tuple[flo
     size = 0
     with requests.Session() as session:
         session.trust_env = False
+        session.verify = TRUSTED_CERTIFICATE[0] if TRUSTED_CERTIFICATE else True
         with session.post(
             f"{base_url}{COMPOSITE}", json=body, headers={"x-api-key": API_KEY}, stream=True, timeout=600
         ) as response:
@@ -300,18 +311,29 @@ def run_requests(base_url: str, body: dict[str, Any], target: Path) -> tuple[flo
     return time.perf_counter() - started, size
 
 
-def start_static_server(source: Path, upstream: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "benchmarks" / "static_server.py"), str(source), upstream],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def start_static_server(
+    source: Path, upstream: str, tls: tuple[Path, Path] | None
+) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, str(REPO / "benchmarks" / "static_server.py"), str(source), upstream]
+    process = subprocess.Popen([*command, *(str(path) for path in tls or ())], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
+    if not url.startswith("https://" if tls else "http://"):
         process.kill()
         raise SystemExit("static server did not start")
     return process, url
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made with ``openssl``; trusted by every client."""
+    cert, key = folder / "tls-cert.pem", folder / "tls-key.pem"
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key)]
+    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    command = ["openssl", "req", "-x509", *new_key, *subject, "-days", "1", "-out", str(cert)]
+    subprocess.run(command, check=True, capture_output=True)
+    TRUSTED_CERTIFICATE[:] = [str(cert)]
+    os.environ["SSL_CERT_FILE"] = str(cert)  # httpx, and so the operator, trusts it
+    return cert, key
 
 
 def run_operator(task: Any, folder: Path, name: str, keep: bool) -> tuple[float, int, float]:
@@ -344,7 +366,7 @@ def main() -> None:
     parser.add_argument(
         "--chunk-size", type=int, default=None, help="operator chunk_size (default None: chunks as received)"
     )
-    parser.add_argument("--servers", default="emulator,static", help="comma-separated: emulator, static")
+    parser.add_argument("--servers", default="emulator,static", help="comma-separated: emulator, static, tls")
     parser.add_argument("--dir", default=None, help="folder for the downloads (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the downloaded files")
     args = parser.parse_args()
@@ -360,7 +382,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
     emulator = start_emulator(port)
-    static: subprocess.Popen[str] | None = None
+    static_servers: dict[str, subprocess.Popen[str]] = {}
     try:
         urls = {"emulator": emulator_url}
         os.environ["AIRFLOW_CONN_CLEARSKY_DEFAULT"] = json.dumps(
@@ -380,16 +402,18 @@ def main() -> None:
         # The static server's file: the emulator's very answer (also the emulator's warm-up).
         source = folder / "static-source.tif"
         run_curl(emulator_url, body, source)
-        if "static" in servers:
-            static, urls["static"] = start_static_server(source, emulator_url)
-            os.environ["AIRFLOW_CONN_CLEARSKY_STATIC"] = json.dumps(
-                {"conn_type": "clearsky", "host": urls["static"], "password": API_KEY, "extra": {"timeout": 600}}
-            )
+        for server in ("static", "tls"):
+            if server in servers:
+                tls = make_certificate(folder) if server == "tls" else None
+                static_servers[server], urls[server] = start_static_server(source, emulator_url, tls)
+                os.environ[f"AIRFLOW_CONN_{CONN_IDS[server].upper()}"] = json.dumps(
+                    {"conn_type": "clearsky", "host": urls[server], "password": API_KEY, "extra": {"timeout": 600}}
+                )
         # One uncounted round per server: the first 1 GiB written after a pause often lands in memory the VM
         # gave back to its host, which costs several times the CPU (see benchmarks/README.md); curl, first in
         # each round, would take that penalty alone.
         for server in servers:
-            conn_id = "clearsky_default" if server == "emulator" else "clearsky_static"
+            conn_id = CONN_IDS[server]
             run_curl(urls[server], body, folder / "warmup-curl.tif")
             (folder / "warmup-curl.tif").unlink()
             run_operator(operator(BIG, folder, chunk_size, "warmup-big.tif", conn_id), folder, "warmup-big.tif", False)
@@ -412,9 +436,9 @@ def main() -> None:
         for index in range(1, args.rounds + 1):
             for server in servers:
                 url = urls[server]
-                conn_id = "clearsky_default" if server == "emulator" else "clearsky_static"
+                conn_id = CONN_IDS[server]
                 reference = folder / f"reference-{index}.tif"
-                server_pid = static.pid if server == "static" and static is not None else emulator.pid
+                server_pid = static_servers[server].pid if server in static_servers else emulator.pid
                 os.sync()  # each run starts with no dirty pages of the previous one being written back
                 before = children_cpu_seconds(), process_cpu_seconds(server_pid)
                 curl_seconds, curl_bytes = run_curl(url, body, reference)
@@ -470,9 +494,9 @@ def main() -> None:
             )
         print(f"file size {size} bytes ({size / 2**30:.2f} GiB); max RSS growth {max(growths):.1f} MiB (target < 64)")
     finally:
-        if static is not None:
-            static.terminate()
-            static.wait(10)
+        for process in static_servers.values():
+            process.terminate()
+            process.wait(10)
         emulator.terminate()
         emulator.wait(10)
         if not args.keep and not args.dir:

@@ -4,13 +4,17 @@
 path, so the server's CPU does not decide the client's speed); every other request is passed on to the
 emulator, so the operator's account and estimate calls still get real answers. HTTP/1.1 with keep-alive.
 
-    python benchmarks/static_server.py FILE UPSTREAM_URL   # prints the URL it listens on, then serves
+    python benchmarks/static_server.py FILE UPSTREAM_URL [CERT KEY]   # prints its URL, then serves
+
+With a certificate and key, it serves HTTPS (as the real API does): the file is then sent in 1 MiB writes,
+which OpenSSL encrypts into records of at most 16 KiB (``sendfile`` cannot encrypt).
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import ssl
 import sys
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +44,11 @@ def handler(path: str, upstream: str) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.flush()
             with open(path, "rb") as handle:
-                self.connection.sendfile(handle)
+                if isinstance(self.connection, ssl.SSLSocket):
+                    while chunk := handle.read(1024 * 1024):
+                        self.connection.sendall(chunk)
+                else:
+                    self.connection.sendfile(handle)
 
         def _forward(self) -> None:
             body = self._body()
@@ -71,9 +79,15 @@ def handler(path: str, upstream: str) -> type[BaseHTTPRequestHandler]:
 
 
 def main() -> None:
-    path, upstream = sys.argv[1], sys.argv[2]
+    path, upstream, tls = sys.argv[1], sys.argv[2], sys.argv[3:5]
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler(path, upstream))
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    scheme = "http"
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    print(f"{scheme}://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
