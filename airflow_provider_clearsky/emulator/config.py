@@ -113,7 +113,19 @@ class EmulatorConfig:
     def __post_init__(self) -> None:
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("HTTPS needs both a certificate and its key (--tls-cert and --tls-key), or neither")
+        if self.tls_certfile is not None:
+            _check_certificate(self.tls_certfile, self.tls_keyfile)
         if self.order_geometry_echo not in GEOMETRY_ECHOES:
             raise ValueError(f"order_geometry_echo must be one of {', '.join(GEOMETRY_ECHOES)}")
         if self.order_details_methods not in DETAILS_METHODS:
             raise ValueError(f"order_details_methods must be one of {', '.join(DETAILS_METHODS)}")
+
+
+def _check_certificate(certfile: str, keyfile: str | None) -> None:
+    """Fail early, naming the files, when the certificate and key cannot serve HTTPS."""
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except OSError as error:  # missing file, not PEM, key not matching the certificate (ssl.SSLError)
+        raise ValueError(f"cannot serve HTTPS with --tls-cert {certfile} and --tls-key {keyfile}: {error}") from None

@@ -108,6 +108,7 @@ class _SocketBody:
         self._whole_in_first = self.remaining <= 0
         sock.settimeout(_read_timeout(download._response))
         self._tls = isinstance(sock, ssl.SSLSocket)
+        self._failure: TransportError | None = None  # raised by the next read: its batch's bytes came first
 
     def chunks(self) -> Iterator[bytes]:
         """Yield httpx's first piece, then the rest in reads of up to ``SOCKET_READ_SIZE`` (fresh objects)."""
@@ -124,6 +125,8 @@ class _SocketBody:
         size = self._first.readinto(buffer)
         if size:
             return size
+        if self._failure is not None:
+            raise self._failure
         if self.remaining <= 0:
             self._finish()
             return 0
@@ -132,22 +135,27 @@ class _SocketBody:
             size += self._receive_arrived(buffer[size : min(len(buffer), TLS_BATCH_SIZE)])
         return size
 
-    def _receive(self, buffer: memoryview) -> int:
-        with self._socket_errors():
+    def _receive(self, buffer: memoryview, *, waiting: bool = True) -> int:
+        with self._socket_errors(waiting=waiting):
             size = self._sock.recv_into(buffer[: min(self.remaining, len(buffer))])
         self._count(size)
         return size
 
     def _receive_arrived(self, buffer: memoryview) -> int:
-        """Fill ``buffer`` with what has arrived already, without waiting for more (TLS records)."""
+        """Fill ``buffer`` with what has arrived already, without waiting for more (TLS records).
+
+        A failure after some bytes is kept for the next read, so that the bytes received are handed out first.
+        """
         size = 0
         timeout = self._sock.gettimeout()
         self._sock.settimeout(0)  # a read finding nothing raises SSLWantReadError instead of waiting
         try:
             while size < len(buffer) and self.remaining > 0:
-                size += self._receive(buffer[size:])
+                size += self._receive(buffer[size:], waiting=False)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
+        except TransportError as error:
+            self._failure = error
         finally:
             self._sock.settimeout(timeout)
         return size
@@ -167,11 +175,13 @@ class _SocketBody:
         self.remaining -= size
 
     @contextmanager
-    def _socket_errors(self) -> Iterator[None]:
+    def _socket_errors(self, *, waiting: bool = True) -> Iterator[None]:
         try:
             yield
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            raise  # only a non-blocking read (_receive_arrived) raises these: nothing more has arrived yet
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as error:
+            if not waiting:
+                raise  # a read that must not wait found nothing more yet: not an error
+            raise TransportError(f"ReadError: {error}", request_sent=True, endpoint=self._endpoint) from None
         except TimeoutError:
             raise TransportError(
                 "ReadTimeout: the body stopped arriving", request_sent=True, endpoint=self._endpoint

@@ -197,8 +197,8 @@ class AtomicWriter:
         Each read goes into a buffer of a ring of ``HASH_DEPTH + 2`` reused buffers of ``HASH_BLOCK`` bytes;
         the bytes are written, then hashed in the helper thread, and the buffer is given back. No memory is
         allocated per read, and the ring holds at most ~10 MiB whatever the file size (an S3 sink buffers one
-        8 MiB part besides). Reads are not combined: filling each buffer before writing it was slower (see
-        benchmarks/README.md), so a TLS read (one record, at most 16 KiB) is one hand-over.
+        8 MiB part besides). Reads are not combined here: filling each buffer before writing it was slower
+        (see benchmarks/README.md); over TLS the reader itself joins the records that have arrived.
         """
         ring = BufferRing(HASH_BLOCK, HASH_DEPTH + 2)
         while True:

@@ -94,11 +94,12 @@ def test_bad_fault_spec_exits_2() -> None:
     assert r.returncode == 2 and "unknown fault kind" in r.stderr
 
 
-def test_a_certificate_without_its_key_exits_2() -> None:
-    r = subprocess.run(
-        [PY, "-m", "airflow_provider_clearsky.emulator", "--tls-cert", "cert.pem"], capture_output=True, text=True
-    )
+def test_a_certificate_without_its_key_or_that_cannot_be_read_exits_2(tmp_path: Path) -> None:
+    command = [PY, "-m", "airflow_provider_clearsky.emulator", "--tls-cert", str(tmp_path / "cert.pem")]
+    r = subprocess.run(command, capture_output=True, text=True)
     assert r.returncode == 2 and "--tls-cert and --tls-key" in r.stderr
+    r = subprocess.run([*command, "--tls-key", str(tmp_path / "key.pem")], capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot serve HTTPS with --tls-cert" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_sqlite_state_survives_restart(tmp_path: Path) -> None:
