@@ -273,17 +273,20 @@ def test_a_keep_that_fails_too_says_where_the_paid_bytes_are_and_that_overwrite_
 
 class FailingCompletes:
     """How ``complete_multipart_upload`` misbehaves: the next ``failures`` calls fail, each after (``lost_answer``)
-    or instead of completing the upload; ``completes`` counts the calls."""
+    or instead of completing the upload; ``completes`` counts the calls. ``list_error``, when set, is what
+    every ``list_multipart_uploads`` raises."""
 
     def __init__(self, failures: int, lost_answer: bool) -> None:
         self.failures = failures
         self.lost_answer = lost_answer
         self.completes = 0
         self.error: BaseException = ConnectionResetError(104, "Connection reset by peer")
+        self.list_error: OSError | None = None
 
 
 class _S3Proxy:
-    """The real S3 filesystem, with ``complete_multipart_upload`` failing as ``state`` says."""
+    """The real S3 filesystem, with ``complete_multipart_upload`` and ``list_multipart_uploads`` failing as
+    ``state`` says."""
 
     def __init__(self, fs: Any, state: FailingCompletes) -> None:
         self._fs = fs
@@ -294,6 +297,8 @@ class _S3Proxy:
 
     def call_s3(self, method: str, **kwargs: Any) -> Any:
         state = self._state
+        if method == "list_multipart_uploads" and state.list_error is not None:
+            raise state.list_error
         if method == "complete_multipart_upload":
             state.completes += 1
             if state.failures > 0:
@@ -428,49 +433,31 @@ def s3fs_error(code: str, message: str, operation: str) -> OSError:
     return error
 
 
-class _UnlistableUploads:
-    """An S3 filesystem whose ``list_multipart_uploads`` fails with ``error``."""
-
-    def __init__(self, fs: Any, error: OSError) -> None:
-        self._fs = fs
-        self._error = error
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fs, name)
-
-    def call_s3(self, method: str, **kwargs: Any) -> Any:
-        if method == "list_multipart_uploads":
-            raise self._error
-        return self._fs.call_s3(method, **kwargs)
-
-
-def unlistable_uploads(monkeypatch: pytest.MonkeyPatch, code: str = "AccessDenied") -> None:
-    from airflow_provider_clearsky.operators import _storage_sinks as sinks
-
-    installed, error = sinks.filesystem, s3fs_error(code, code, "ListMultipartUploads")
-    monkeypatch.setattr(sinks, "filesystem", lambda path: _UnlistableUploads(installed(path), error))
+def download_left_open(monkeypatch: pytest.MonkeyPatch) -> FailingCompletes:
+    """Download once with S3 failing every completion: the paid bytes stay in an open upload; S3 heals then."""
+    state = failing_completes(monkeypatch, failures=3)
+    with pytest.raises(RetryableTaskError, match="left open"):
+        download()
+    state.failures = 0
+    return state
 
 
 def test_a_left_open_upload_that_s3_will_not_list_fails_instead_of_paying_again(
     emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = failing_completes(monkeypatch, failures=3)
-    with pytest.raises(RetryableTaskError, match="left open"):
+    state = download_left_open(monkeypatch)
+    state.list_error = s3fs_error("AccessDenied", "Access Denied", "ListMultipartUploads")
+    with pytest.raises(
+        AirflowFailException,
+        match=r"cannot list the key's uploads .*Nothing was requested or paid.*ListBucketMultipartUploads",
+    ):
         download()
-    state.failures = 0
-    with monkeypatch.context() as denied:
-        unlistable_uploads(denied, "AccessDenied")
-        with pytest.raises(
-            AirflowFailException,
-            match=r"cannot list the key's uploads .*Nothing was requested or paid.*ListBucketMultipartUploads",
-        ):
-            download()
     assert open_uploads(s3) == [KEY] and charges(emu) == 1  # the paid bytes still wait, nothing paid twice
-    with monkeypatch.context() as expired:
-        unlistable_uploads(expired, "ExpiredToken")  # not a missing permission: the next try may list them
-        with pytest.raises(RetryableTaskError, match=r"cannot tell or complete it now .*nothing was requested"):
-            download()
+    state.list_error = s3fs_error("ExpiredToken", "The token has expired", "ListMultipartUploads")
+    with pytest.raises(RetryableTaskError, match=r"cannot tell or complete it now .*nothing was requested"):
+        download()  # not a missing permission: the next try may list them
 
+    state.list_error = None
     download()  # listing allowed again: the upload is completed
     assert keys(s3) == [KEY, f"{KEY}.json", f"{KEY}.stac.json"] and open_uploads(s3) == [] and charges(emu) == 1
 
@@ -478,11 +465,8 @@ def test_a_left_open_upload_that_s3_will_not_list_fails_instead_of_paying_again(
 def test_an_overwrite_that_cannot_list_open_uploads_pays_again_as_asked(
     emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = failing_completes(monkeypatch, failures=3)
-    with pytest.raises(RetryableTaskError, match="left open"):
-        download()
-    state.failures = 0
-    unlistable_uploads(monkeypatch)
+    state = download_left_open(monkeypatch)
+    state.list_error = s3fs_error("AccessDenied", "Access Denied", "ListMultipartUploads")
     download(overwrite=True)
     assert KEY in keys(s3) and charges(emu) == 2
 
@@ -490,9 +474,7 @@ def test_an_overwrite_that_cannot_list_open_uploads_pays_again_as_asked(
 def test_an_open_upload_s3_will_never_complete_fails_at_once_instead_of_retrying(
     emu: EmulatorHandle, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = failing_completes(monkeypatch, failures=3)
-    with pytest.raises(RetryableTaskError, match="left open"):
-        download()
+    state = download_left_open(monkeypatch)
     (upload_id,) = [upload["UploadId"] for upload in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])]
     state.failures, state.completes = 3, 0
     state.error = s3fs_error("InvalidPart", "One or more parts could not be found.", "CompleteMultipartUpload")
