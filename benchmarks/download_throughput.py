@@ -12,8 +12,9 @@ in Python on the same cores) does not decide the ratio:
 * ``static``: ``benchmarks/static_server.py`` serving a file pre-generated from the emulator's answer through
   ``sendfile`` (the account and estimate calls are passed on to the emulator);
 * ``tls`` (only when asked for): the same static server over HTTPS, as the real API is, with a certificate
-  for 127.0.0.1 made by ``openssl`` for the run; every client trusts it (``SSL_CERT_FILE`` for the operator,
-  ``--cacert`` for curl, ``verify`` for requests).
+  for 127.0.0.1 made for the run (``tests/support/tls.py``); every client trusts it through the environment
+  (``SSL_CERT_FILE`` for the operator and requests, ``CURL_CA_BUNDLE`` for curl). ``--tls-batch-size 0``
+  runs the operator as it was before it joined TLS records (one 16 KiB record per hand-over).
 
 After one uncounted round per server (curl and the operator), for each server, ``--rounds`` times and in
 turn: ``curl`` POSTing the operator's JSON body to the composite endpoint, writing to a file in the same
@@ -68,8 +69,6 @@ COMPOSITE = "/api/satelliteimages/process/composite"
 
 #: Conn id of each server's Airflow connection.
 CONN_IDS = {"emulator": "clearsky_default", "static": "clearsky_static", "tls": "clearsky_tls"}
-#: The certificate the ``tls`` server presents, once made: every client is told to trust it.
-TRUSTED_CERTIFICATE: list[str] = []
 
 
 def free_port() -> int:
@@ -242,7 +241,6 @@ def curl_command(base_url: str, body_file: Path, output: str) -> list[str]:
         f"@{body_file}",
         "-o",
         output,
-        *(["--cacert", TRUSTED_CERTIFICATE[0]] if TRUSTED_CERTIFICATE else []),
         f"{base_url}{COMPOSITE}",
     ]
 
@@ -299,7 +297,7 @@ def run_requests(base_url: str, body: dict[str, Any], target: Path) -> tuple[flo
     size = 0
     with requests.Session() as session:
         session.trust_env = False
-        session.verify = TRUSTED_CERTIFICATE[0] if TRUSTED_CERTIFICATE else True
+        session.verify = os.environ.get("SSL_CERT_FILE", True)  # the tls server's certificate, once made
         with session.post(
             f"{base_url}{COMPOSITE}", json=body, headers={"x-api-key": API_KEY}, stream=True, timeout=600
         ) as response:
@@ -324,15 +322,13 @@ def start_static_server(
     return process, url
 
 
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, made with ``openssl``; trusted by every client."""
-    cert, key = folder / "tls-cert.pem", folder / "tls-key.pem"
-    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key)]
-    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-    command = ["openssl", "req", "-x509", *new_key, *subject, "-days", "1", "-out", str(cert)]
-    subprocess.run(command, check=True, capture_output=True)
-    TRUSTED_CERTIFICATE[:] = [str(cert)]
-    os.environ["SSL_CERT_FILE"] = str(cert)  # httpx, and so the operator, trusts it
+def trust_new_certificate(folder: Path) -> tuple[Path, Path]:
+    """Make a certificate for 127.0.0.1 and its key, and have every client of this run trust it."""
+    sys.path.insert(0, str(REPO))
+    from tests.support.tls import self_signed_certificate
+
+    cert, key = self_signed_certificate(folder)
+    os.environ["SSL_CERT_FILE"] = os.environ["CURL_CA_BUNDLE"] = str(cert)
     return cert, key
 
 
@@ -369,8 +365,15 @@ def main() -> None:
     parser.add_argument("--servers", default="emulator,static", help="comma-separated: emulator, static, tls")
     parser.add_argument("--dir", default=None, help="folder for the downloads (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the downloaded files")
+    parser.add_argument(
+        "--tls-batch-size", type=int, default=None, help="the hook's TLS_BATCH_SIZE (0: one TLS record per read)"
+    )
     args = parser.parse_args()
     servers = [name.strip() for name in args.servers.split(",") if name.strip()]
+    if args.tls_batch_size is not None:
+        from airflow_provider_clearsky.hooks import download
+
+        download.TLS_BATCH_SIZE = args.tls_batch_size
 
     # A throw-away Airflow home, quiet logs; one connection per server.
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="clearsky-bench-airflow-"))
@@ -404,7 +407,7 @@ def main() -> None:
         run_curl(emulator_url, body, source)
         for server in ("static", "tls"):
             if server in servers:
-                tls = make_certificate(folder) if server == "tls" else None
+                tls = trust_new_certificate(folder) if server == "tls" else None
                 static_servers[server], urls[server] = start_static_server(source, emulator_url, tls)
                 os.environ[f"AIRFLOW_CONN_{CONN_IDS[server].upper()}"] = json.dumps(
                     {"conn_type": "clearsky", "host": urls[server], "password": API_KEY, "extra": {"timeout": 600}}

@@ -131,8 +131,9 @@ class _SocketBody:
             self._finish()
             return 0
         size = self._receive(buffer)
-        if self._tls and size < min(len(buffer), TLS_BATCH_SIZE):
-            size += self._receive_arrived(buffer[size : min(len(buffer), TLS_BATCH_SIZE)])
+        batch = min(len(buffer), TLS_BATCH_SIZE)
+        if self._tls and size < batch:
+            size += self._receive_arrived(buffer[size:batch])
         return size
 
     def _receive(self, buffer: memoryview, *, waiting: bool = True) -> int:
