@@ -19,7 +19,7 @@ CHUNK_SIZE = 1024 * 1024
 SOCKET_READ_SIZE = 1024 * 1024
 #: Over TLS one read returns one record (at most 16 KiB). ``readinto`` reads on, without waiting, while more
 #: records are there already, up to this many bytes: the writer and its hashing thread then get large pieces
-#: (one hand-over per record cost half the speed, see benchmarks/README.md).
+#: (one hand-over per record ran at less than half the speed, see benchmarks/README.md).
 TLS_BATCH_SIZE = 256 * 1024
 
 
